@@ -1,0 +1,7 @@
+"""The separation models: one file per model, each holding only what differs from the shared body."""
+
+from .band_split_roformer import BandSplitRoformer
+from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
+from .mel_band_roformer import MelBandRoformer
+
+__all__ = ["BandSplitRoformer", "BSRoformer", "MelBandRoformer", "DEFAULT_FREQS_PER_BANDS"]

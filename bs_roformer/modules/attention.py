@@ -1,0 +1,135 @@
+"""Attention layers of the axial transformer.
+
+`Attention` is the gated, rotary multi-head self-attention of BS-RoFormer, with optional value-residual
+mixing (Zhou et al. 2024, "Value Residual Learning"). `LinearAttention` is the cross-covariance attention of
+XCiT (El-Nouby et al. 2021) used by the optional linear transformer layers. Submodule names match the
+reference implementations, so their checkpoints load unchanged.
+"""
+
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from einops.layers.torch import Rearrange
+from rotary_embedding_torch import RotaryEmbedding
+from torch import einsum, nn
+
+from .norm import RMSNorm
+from .rotary import apply_rotary, rotary_tables
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    flash: bool,
+    dropout: float = 0.0,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
+    """softmax(q k^T * scale) v: (b, h, i, d), (b, h, j, d), (b, h, j, d) -> (b, h, i, d).
+
+    `flash` uses `F.scaled_dot_product_attention`, which picks flash / memory-efficient kernels on CUDA and
+    fused kernels on CPU and MPS; otherwise the attention matrix is formed explicitly.
+    """
+    if flash:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scale)
+
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    similarity = einsum("b h i d, b h j d -> b h i j", q, k) * scale
+    weights = F.dropout(similarity.softmax(dim=-1), p=dropout, training=dropout > 0)
+    return einsum("b h i j, b h j d -> b h i d", weights, v)
+
+
+class Attention(nn.Module):
+    """Pre-norm multi-head self-attention with a sigmoid gate per head: (b, n, dim) -> (b, n, dim).
+
+    forward also returns this layer's values (b, h, n, dim_head), which the first layer of a value-residual
+    stack hands to every later layer.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int = 8,
+        dim_head: int = 64,
+        dropout: float = 0.0,
+        rotary_embed: Optional[RotaryEmbedding] = None,
+        flash: bool = True,
+        value_residual_mix: bool = False,
+    ):
+        super().__init__()
+        self.heads = heads
+        self.dropout = dropout
+        self.flash = flash
+        dim_inner = heads * dim_head
+
+        # shared by every attention of one axis; registered here so its key sits beside each attention
+        self.rotary_embed = rotary_embed
+
+        self.norm = RMSNorm(dim)
+        self.to_qkv = nn.Linear(dim, dim_inner * 3, bias=False)
+        self.to_value_residual_mix = nn.Linear(dim, heads) if value_residual_mix else None
+        self.to_gates = nn.Linear(dim, heads)
+        self.to_out = nn.Sequential(nn.Linear(dim_inner, dim, bias=False), nn.Dropout(dropout))
+
+    def forward(
+        self, x: torch.Tensor, value_residual: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.norm(x)
+        q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
+        values = v
+
+        if self.to_value_residual_mix is not None:
+            if value_residual is None:
+                raise ValueError("this attention layer mixes in the first layer's values: pass value_residual")
+            mix = rearrange(self.to_value_residual_mix(x), "b n h -> b h n 1").sigmoid()
+            v = v.lerp(value_residual, mix)
+
+        if self.rotary_embed is not None:
+            tables = rotary_tables(self.rotary_embed, q.shape[-2], q.device)
+            q, k = apply_rotary(q, tables), apply_rotary(k, tables)
+
+        out = attend(q, k, v, flash=self.flash, dropout=self.dropout if self.training else 0.0)
+        out = out * rearrange(self.to_gates(x), "b n h -> b h n 1").sigmoid()
+        return self.to_out(rearrange(out, "b h n d -> b n (h d)")), values
+
+
+class LinearAttention(nn.Module):
+    """XCiT cross-covariance attention: heads attend across their feature channels, so the cost is linear
+    in the number of tokens. (b, n, dim) -> (b, n, dim)."""
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        dim_head: int = 32,
+        heads: int = 8,
+        scale: float = 8.0,
+        flash: bool = False,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        dim_inner = dim_head * heads
+        self.scale = scale
+        self.flash = flash
+        self.dropout = dropout
+
+        self.norm = RMSNorm(dim)
+        self.to_qkv = nn.Sequential(
+            nn.Linear(dim, dim_inner * 3, bias=False),
+            Rearrange("b n (qkv h d) -> qkv b h d n", qkv=3, h=heads),
+        )
+        # learned per-head temperature, applied as exp(temperature)
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.to_out = nn.Sequential(Rearrange("b h d n -> b n (h d)"), nn.Linear(dim_inner, dim, bias=False))
+
+    def forward(self, x: torch.Tensor, value_residual: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, None]:
+        x = self.norm(x)
+        q, k, v = self.to_qkv(x)
+        q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+        q = q * self.temperature.exp()
+        dropout = self.dropout if self.training else 0.0
+        out = attend(q, k, v, flash=self.flash, dropout=dropout, scale=self.scale)
+        return self.to_out(out), None

@@ -1,0 +1,49 @@
+"""Shared test utilities: deterministic test audio, tiny model configs, and tolerance checks that record
+the largest differences seen (printed at the end of the run)."""
+
+import math
+from typing import Dict
+
+import torch
+
+# name -> largest relative difference seen by `assert_relative_close`, for the end-of-run summary
+LARGEST_DIFFERENCES: Dict[str, float] = {}
+
+# small STFT so tests run fast on two cores: 129 bins
+SMALL_STFT = dict(stft_n_fft=256, stft_hop_length=64, stft_win_length=256, multi_stft_resolutions_window_sizes=(256, 128))
+SMALL_BANDS = (4, 4, 8, 8, 16, 16, 32, 41)  # adds up to 129 bins
+TINY = dict(dim=32, depth=2, heads=2, dim_head=16, time_transformer_depth=1, freq_transformer_depth=1)
+
+
+def make_audio(batch: int, channels: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Sines plus noise with a DC offset, (batch, channels, length), peak below 1."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / 44100
+    freqs = torch.rand(batch, channels, 3, 1, generator=generator) * 2000 + 60
+    tones = torch.sin(2 * math.pi * freqs * t + torch.rand(batch, channels, 3, 1, generator=generator) * 6).sum(dim=2)
+    noise = torch.randn(batch, channels, length, generator=generator)
+    return 0.2 * tones / 3 + 0.05 * noise + 0.01
+
+
+def perturb_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Move norm gains, biases and temperatures off their constant initial values, so weight-mapping
+    mistakes cannot hide behind ones and zeros."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(("gamma", "bias", "temperature")):
+                parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return model
+
+
+def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    """max |ours - reference| / max |reference|."""
+    scale = reference.detach().abs().max().clamp_min(1e-30)
+    return ((ours.detach() - reference.detach()).abs().max() / scale).item()
+
+
+def assert_relative_close(name: str, ours: torch.Tensor, reference: torch.Tensor, tolerance: float = 1e-4) -> None:
+    assert ours.shape == reference.shape, f"{name}: shape {tuple(ours.shape)} != reference {tuple(reference.shape)}"
+    difference = relative_difference(ours, reference)
+    LARGEST_DIFFERENCES[name] = max(difference, LARGEST_DIFFERENCES.get(name, 0.0))
+    assert difference <= tolerance, f"{name}: max difference {difference:.3g} of the output scale > {tolerance}"

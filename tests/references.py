@@ -1,0 +1,104 @@
+"""The reference implementations the parity tests compare against, installed from PyPI.
+
+upstream bs-roformer 0.5.1 shares our import name, and audio-separator's Roformer copy needs the 0.6.x
+rotary-embedding-torch while we run with whatever release setup.py admits. So each reference is installed
+with `pip install --no-deps --target <cache>/<name>-<version>` and imported with its top-level names
+swapped into `sys.modules` only for the duration of the import; afterwards our own packages are back in
+place and the reference classes keep working through the module objects they closed over.
+
+The cache is ~/.cache/bs_roformer-test-references (or $BS_ROFORMER_REFERENCE_DIR).
+"""
+
+import contextlib
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import types
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Iterator, Sequence
+
+UPSTREAM_VERSION = "0.5.1"
+AUDIO_SEPARATOR_VERSION = "0.47.1"
+# the rotary-embedding-torch series audio-separator pins; its rotary helper reads this series' cache
+AUDIO_SEPARATOR_ROTARY_VERSION = "0.6.5"
+
+CACHE = Path(os.environ.get("BS_ROFORMER_REFERENCE_DIR", Path.home() / ".cache" / "bs_roformer-test-references"))
+
+
+def install(package: str, version: str) -> Path:
+    """Install package==version (without dependencies) into its own cache folder, once."""
+    target = CACHE / f"{package}-{version}"
+    if (target / ".complete").exists():
+        return target
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile"]
+    subprocess.run([*command, "--target", str(partial), f"{package}=={version}"], check=True)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    (target / ".complete").touch()
+    return target
+
+
+@contextlib.contextmanager
+def swapped_modules(top_level_names: Sequence[str], paths: Sequence[Path]) -> Iterator[None]:
+    """Import `top_level_names` from `paths` inside the block; restore sys.modules and sys.path after."""
+
+    def owned(module_name: str) -> bool:
+        return any(module_name == name or module_name.startswith(name + ".") for name in top_level_names)
+
+    saved: Dict[str, types.ModuleType] = {name: sys.modules.pop(name) for name in list(sys.modules) if owned(name)}
+    saved_path = list(sys.path)
+    sys.path[:0] = [str(path) for path in paths]
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        for name in [name for name in sys.modules if owned(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        sys.path[:] = saved_path
+        importlib.invalidate_caches()
+
+
+def _classes(module_prefix: str) -> types.SimpleNamespace:
+    bs = importlib.import_module(f"{module_prefix}.bs_roformer")
+    mel = importlib.import_module(f"{module_prefix}.mel_band_roformer")
+    return types.SimpleNamespace(BSRoformer=bs.BSRoformer, MelBandRoformer=mel.MelBandRoformer, bs_module=bs)
+
+
+@lru_cache(maxsize=None)
+def upstream() -> types.SimpleNamespace:
+    """lucidrains bs-roformer 0.5.1: BSRoformer (with value residual) and MelBandRoformer."""
+    path = install("bs-roformer", UPSTREAM_VERSION)
+    with swapped_modules(["bs_roformer"], [path]):
+        return _classes("bs_roformer")
+
+
+@lru_cache(maxsize=None)
+def audio_separator() -> types.SimpleNamespace:
+    """audio-separator 0.47.1's copy of the Music-Source-Separation-Training Roformers."""
+    rotary_path = install("rotary-embedding-torch", AUDIO_SEPARATOR_ROTARY_VERSION)
+    separator_path = install("audio-separator", AUDIO_SEPARATOR_VERSION)
+    with swapped_modules(["rotary_embedding_torch", "audio_separator"], [rotary_path, separator_path]):
+        # audio_separator/separator/__init__.py imports onnxruntime; the model files need none of it
+        stub = types.ModuleType("audio_separator.separator")
+        stub.__path__ = [str(separator_path / "audio_separator" / "separator")]
+        importlib.import_module("audio_separator")
+        sys.modules["audio_separator.separator"] = stub
+        namespace = _classes("audio_separator.separator.uvr_lib_v5.roformer")
+        rotary = importlib.import_module("rotary_embedding_torch")
+        if not rotary.__file__.startswith(str(rotary_path)):
+            raise RuntimeError(f"audio-separator's oracle picked up {rotary.__file__}, not rotary-embedding-torch 0.6.5")
+        return namespace
+
+
+@lru_cache(maxsize=None)
+def rotary_embedding_release(version: str) -> types.ModuleType:
+    """rotary_embedding_torch of a given release, imported under its own name only while loading."""
+    path = install("rotary-embedding-torch", version)
+    with swapped_modules(["rotary_embedding_torch"], [path]):
+        return importlib.import_module("rotary_embedding_torch")
