@@ -1,7 +1,8 @@
 """The separation models: one file per model, each holding only what differs from the shared body."""
 
+from .band_split_model import BandSplitModel
 from .band_split_roformer import BandSplitRoformer
 from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
 from .mel_band_roformer import MelBandRoformer
 
-__all__ = ["BandSplitRoformer", "BSRoformer", "MelBandRoformer", "DEFAULT_FREQS_PER_BANDS"]
+__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "DEFAULT_FREQS_PER_BANDS"]

@@ -98,8 +98,16 @@ class AxialTransformer(nn.ModuleList):
                 )
             self.append(AxialBlock(transformers))
 
-    def _run(self, transformer: Transformer, x: torch.Tensor, value_residual: Optional[torch.Tensor] = None):
-        return maybe_checkpoint(self.use_torch_checkpoint, transformer, x, value_residual)
+    def _along(self, axis: str, transformer: Transformer, x: torch.Tensor, value_residual: Optional[torch.Tensor]):
+        """Run `transformer` along the time ("t") or band ("f") axis of x (b, t, f, d)."""
+        if axis == "t":
+            x = rearrange(x, "b t f d -> b f t d")
+        x, packed_shape = pack([x], "* n d")
+        x, values = maybe_checkpoint(self.use_torch_checkpoint, transformer, x, value_residual)
+        (x,) = unpack(x, packed_shape, "* n d")
+        if axis == "t":
+            x = rearrange(x, "b f t d -> b t f d")
+        return x, values
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         time_values = freq_values = None
@@ -108,26 +116,19 @@ class AxialTransformer(nn.ModuleList):
         for block in self:
             if block.linear is not None:
                 x, packed_shape = pack([x], "b * d")
-                x, _ = self._run(block.linear, x)
+                x, _ = maybe_checkpoint(self.use_torch_checkpoint, block.linear, x, None)
                 (x,) = unpack(x, packed_shape, "b * d")
 
             if self.skip_connection:
                 for previous in block_outputs:
                     x = x + previous
 
-            x = rearrange(x, "b t f d -> b f t d")
-            x, packed_shape = pack([x], "* t d")
-            x, values = self._run(block.time, x, time_values)
+            x, values = self._along("t", block.time, x, time_values)
             if self.value_residual and time_values is None:
                 time_values = values
-            (x,) = unpack(x, packed_shape, "* t d")
-
-            x = rearrange(x, "b f t d -> b t f d")
-            x, packed_shape = pack([x], "* f d")
-            x, values = self._run(block.freq, x, freq_values)
+            x, values = self._along("f", block.freq, x, freq_values)
             if self.value_residual and freq_values is None:
                 freq_values = values
-            (x,) = unpack(x, packed_shape, "* f d")
 
             if self.skip_connection:
                 block_outputs.append(x)
