@@ -1,0 +1,184 @@
+"""`load_model`: a ready-to-use model from a registry name, a checkpoint, or a config plus a checkpoint."""
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+import yaml
+from torch import nn
+
+from .checkpoint import StateDict, infer_config, read_state_dict
+from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
+from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class LoadedModel:
+    """A model with weights, and what separating with it needs to know.
+
+    config is in the Music-Source-Separation-Training format (audio / model / training / inference);
+    notes lists what could not be read from the config or checkpoint and was assumed.
+    """
+
+    model: nn.Module
+    model_type: str
+    config: Dict[str, Any]
+    stems: List[str]
+    source: str
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.config["audio"].get("sample_rate") or getattr(self.model, "sample_rate", 44100))
+
+    @property
+    def audio_channels(self) -> int:
+        return self.model.audio_channels
+
+    @property
+    def chunk_size(self) -> int:
+        """Samples per chunk for chunked inference (config, else 8 s)."""
+        return chunk_size_of(self.config, self.model.stft_hop_length) or 8 * self.sample_rate
+
+    @property
+    def num_overlap(self) -> int:
+        return int(self.config["inference"].get("num_overlap") or 2)
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.config["inference"].get("batch_size") or 1)
+
+    @property
+    def normalize(self) -> bool:
+        return bool(self.config["inference"].get("normalize", False))
+
+    @property
+    def instruments(self) -> List[str]:
+        """Every instrument the config names (the model's outputs, plus the complement of a single target)."""
+        return [str(name) for name in self.config["training"].get("instruments") or self.stems]
+
+
+def load_model(
+    model: Optional[PathLike] = None,
+    *,
+    config: Optional[Union[PathLike, Dict[str, Any]]] = None,
+    model_type: Optional[str] = None,
+    cache: Optional[PathLike] = None,
+    progress: bool = True,
+) -> LoadedModel:
+    """Build a model and load its weights.
+
+    model: a registry name (see `bs_roformer.REGISTRY`; default: the ZFTurbo 4-stem BS-RoFormer), or a
+        checkpoint file (.ckpt/.pt/.pth/.safetensors).
+    config: an MSST YAML config (path or dict). Without one, a registry model uses its shipped config and a
+        checkpoint file is inspected to infer the architecture (what cannot be inferred is listed in notes).
+    model_type: bs_roformer or mel_band_roformer, when the config does not say.
+    cache: where registry checkpoints are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer).
+    """
+    model = DEFAULT_MODEL if model is None else model
+    entry = None if Path(model).exists() else registered(str(model))
+    if entry is not None:
+        checkpoint = fetch(entry, cache, progress=progress)
+        config = entry.config_path if config is None else config
+        source = entry.name
+    else:
+        checkpoint = Path(model)
+        if not checkpoint.exists():
+            names = ", ".join(sorted(REGISTRY))
+            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model ({names})")
+        source = str(checkpoint)
+
+    state_dict = read_state_dict(checkpoint)
+    notes: List[str] = []
+    if config is None:
+        inferred_type, model_section, notes = infer_config(state_dict)
+        parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
+    else:
+        parsed = read_config(config)
+    kind = model_type_of(parsed, model_type)
+    network = model_from_config(parsed, kind)
+    load_weights(network, state_dict)
+    network.eval()
+    return LoadedModel(
+        model=network,
+        model_type=kind,
+        config=parsed,
+        stems=stem_names(parsed, network.num_stems),
+        source=source,
+        notes=notes,
+    )
+
+
+def load_weights(model: nn.Module, state_dict: StateDict) -> None:
+    """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
+    state_dict = _renumber_empty_linear_slot(model, state_dict)
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    reshaped = [
+        f"{key}: checkpoint {tuple(state_dict[key].shape)}, model {tuple(expected[key].shape)}"
+        for key in expected
+        if key in state_dict and state_dict[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or reshaped:
+        raise ValueError(_mismatch_report(model, state_dict, missing, unexpected, reshaped))
+    model.load_state_dict(state_dict, strict=True)
+    _restore_exact_rotary_frequencies(model, state_dict)
+
+
+def _renumber_empty_linear_slot(model: nn.Module, state_dict: StateDict) -> StateDict:
+    """COMPAT: upstream bs-roformer 0.5.1's MelBandRoformer with linear_transformer_depth=0 keeps an empty
+    slot for the linear transformer, so its time/freq transformers are layers.<i>.1/.2, not .0/.1."""
+    has_slot_zero = any(key.startswith("layers.0.0.") for key in state_dict)
+    has_slot_two = any(key.startswith("layers.0.2.") for key in state_dict)
+    model_blocks = getattr(model, "layers", [])
+    if has_slot_zero or not has_slot_two or not model_blocks or len(model_blocks[0]) != 2:
+        return state_dict
+    return {re.sub(r"^layers\.(\d+)\.(\d+)\.", lambda m: f"layers.{m[1]}.{int(m[2]) - 1}.", k): v for k, v in state_dict.items()}
+
+
+def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -> None:
+    """Rotary frequencies are fixed, never trained; an fp16 checkpoint rounds them (by up to 0.05 %, i.e.
+    whole radians at frame 800), so recompute them exactly."""
+    if not any(key.endswith("rotary_embed.freqs") and value.dtype in (torch.float16, torch.bfloat16)
+               for key, value in state_dict.items()):
+        return
+    for module in model.modules():
+        rotary = getattr(module, "rotary_embed", None)
+        if rotary is not None:
+            fresh = type(rotary)(dim=2 * rotary.freqs.numel()).freqs
+            with torch.no_grad():
+                rotary.freqs.copy_(fresh.to(rotary.freqs.device))
+
+
+def _key_patterns(keys: List[str], limit: int = 6) -> str:
+    patterns = Counter(re.sub(r"\.\d+(?=\.|$)", ".*", key) for key in keys)
+    lines = [f"    {count:4d} x {pattern}" for pattern, count in patterns.most_common(limit)]
+    if len(patterns) > limit:
+        lines.append(f"    ... and {len(patterns) - limit} more patterns")
+    return "\n".join(lines)
+
+
+def _mismatch_report(model, state_dict, missing, unexpected, reshaped) -> str:
+    lines = [f"the checkpoint does not fit the {type(model).__name__} built from the config:"]
+    if missing:
+        lines += [f"  {len(missing)} weights the model has but the checkpoint lacks:", _key_patterns(missing)]
+    if unexpected:
+        lines += [f"  {len(unexpected)} weights in the checkpoint the model does not have:", _key_patterns(unexpected)]
+    if reshaped:
+        lines += [f"  {len(reshaped)} weights with other shapes:"] + [f"    {line}" for line in reshaped[:6]]
+    try:
+        model_type, suggestion, _ = infer_config(state_dict)
+    except ValueError as error:
+        lines.append(f"  (the checkpoint's architecture could not be inferred either: {error})")
+    else:
+        shown = {key: list(value) if isinstance(value, tuple) else value for key, value in suggestion.items()}
+        lines.append(f"  the checkpoint looks like this {model_type} model section:")
+        lines += ["    " + line for line in yaml.safe_dump(shown, sort_keys=False, width=100).splitlines()]
+        lines.append("  (or load the checkpoint without a config and the architecture is inferred)")
+    return "\n".join(lines)
