@@ -13,8 +13,10 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["bs_roformer", "bs_roformer.*"]),
+    package_data={"bs_roformer": ["configs/*.yaml"]},
     python_requires=">=3.9",
     install_requires=[
+        # the model core (bs_roformer.models, bs_roformer.modules) needs only these five
         "torch>=2.1",
         "einops>=0.7",
         "beartype",
@@ -22,7 +24,15 @@ setup(
         # minor series in this range (tests/test_rotary.py)
         "rotary-embedding-torch>=0.3.6,<0.10",
         "librosa>=0.10",
+        # separating files (bs_roformer.inference, the command line)
+        "numpy",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "tqdm",
+        "pyyaml",
+        "safetensors",
     ],
+    entry_points={"console_scripts": ["bs-roformer=bs_roformer.cli:main"]},
     extras_require={
         # packaging: imported by the reference implementations the parity tests install
         "test": ["pytest>=7", "packaging"],

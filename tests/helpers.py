@@ -47,3 +47,20 @@ def assert_relative_close(name: str, ours: torch.Tensor, reference: torch.Tensor
     difference = relative_difference(ours, reference)
     LARGEST_DIFFERENCES[name] = max(difference, LARGEST_DIFFERENCES.get(name, 0.0))
     assert difference <= tolerance, f"{name}: max difference {difference:.3g} of the output scale > {tolerance}"
+
+
+def tiny_config(model_type: str = "bs_roformer", **model_overrides) -> dict:
+    """An MSST-format config of a tiny model: 4 stems, stereo, 256-point STFT, 4096-sample chunks."""
+    model = dict(TINY, stereo=True, num_stems=4, stft_n_fft=256, stft_hop_length=64, stft_win_length=256)
+    model.update(dict(freqs_per_bands=SMALL_BANDS) if model_type == "bs_roformer" else dict(num_bands=16))
+    model.update(model_overrides)
+    instruments = ["drums", "bass", "other", "vocals"][: model["num_stems"]] if model["num_stems"] > 1 else ["vocals", "other"]
+    training = dict(model_type=model_type, instruments=instruments)
+    if model["num_stems"] == 1:
+        training["target_instrument"] = "vocals"
+    return dict(
+        audio=dict(chunk_size=4096, sample_rate=44100),
+        model=model,
+        training=training,
+        inference=dict(batch_size=2, num_overlap=2),
+    )

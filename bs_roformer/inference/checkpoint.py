@@ -159,9 +159,12 @@ def _infer_bands(model_type: str, band_inputs: List[Tuple[int, ...]]) -> Tuple[b
             if n_fft >= 2 and n_fft & (n_fft - 1) == 0:  # the STFT sizes in use are powers of two
                 return channels == 2, n_fft, dict(freqs_per_bands=tuple(bins))
         else:
-            for n_fft in (2048, 4096, 1024, 8192, 512):
+            for n_fft in (2048, 4096, 1024, 8192, 512, 256, 16384):
                 for sample_rate in (44100, 48000, 32000, 22050, 16000):
-                    membership = mel_band_membership(sample_rate, n_fft, len(bins))
+                    try:
+                        membership = mel_band_membership(sample_rate, n_fft, len(bins))
+                    except ValueError:  # this many bands leave bins uncovered at this size
+                        continue
                     if membership.sum(dim=1).tolist() == bins:
                         return channels == 2, n_fft, dict(num_bands=len(bins), sample_rate=sample_rate)
     raise ValueError(f"cannot tell the STFT size and channel count from band input widths {Counter(widths)}")

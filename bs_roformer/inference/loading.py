@@ -118,6 +118,9 @@ def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
     state_dict = _renumber_empty_linear_slot(model, state_dict)
     expected = model.state_dict()
+    # rotary frequencies are constants shared by every attention of an axis: a checkpoint saved with
+    # safetensors' save_model keeps them under one name only, so take the others from the model
+    state_dict = {**{k: v for k, v in expected.items() if k.endswith("rotary_embed.freqs")}, **state_dict}
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     reshaped = [

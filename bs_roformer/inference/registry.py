@@ -129,11 +129,15 @@ def fetch(model: RegisteredModel, directory=None, progress: bool = True) -> Path
     """The checkpoint of a registry entry: downloaded once into the cache, verified on every call."""
     path = cache_dir(directory) / model.file_name
     recorded = path.with_name(path.name + ".sha256")
-    if not path.exists():
+    fresh = not path.exists()
+    if fresh:
         download(model.url, path, progress=progress)
     digest = sha256_of(path)
     expected = model.sha256 or (recorded.read_text().split()[0] if recorded.exists() else None)
     if expected is not None and digest != expected:
+        if fresh:  # a bad download is not kept
+            path.unlink()
+            raise ValueError(f"the download of {model.url} has sha256 {digest}, expected {expected}")
         raise ValueError(
             f"{path} is corrupt or was replaced: its sha256 is {digest}, expected {expected}. "
             f"Delete it to download it again from {model.url}"
