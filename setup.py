@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.9",
     install_requires=[
         # the model core (bs_roformer.models, bs_roformer.modules) needs only these five
-        "torch>=2.1",
+        "torch>=2.4",  # F.rms_norm
         "einops>=0.7",
         "beartype",
         # the rotation is computed from RotaryEmbedding.freqs, tested with the newest release of every

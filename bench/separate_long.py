@@ -33,8 +33,9 @@ CONFIG = {
 }
 
 CHILD = r"""
-import json, resource, sys, time, torch
+import json, sys, time, torch
 from bs_roformer import Separator, read_audio
+from peak_rss import peak_rss_mb
 torch.set_num_threads(int(sys.argv[5]))
 separator = Separator(sys.argv[1], config=sys.argv[2], device="cpu")
 start = time.perf_counter()
@@ -44,7 +45,7 @@ else:
     mix, rate = read_audio(sys.argv[3])
     separator.separate_tensor(mix, rate)
 seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"seconds": seconds, "peak_mb": peak_rss_mb()}))
 """
 
 
@@ -62,7 +63,7 @@ def write_song(path: Path, minutes: float) -> None:
 def measure(checkpoint: Path, config: Path, song: Path, mode: str, threads: int) -> dict:
     output = subprocess.run(
         [sys.executable, "-c", CHILD, str(checkpoint), str(config), str(song), mode, str(threads)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent,
     )
     return json.loads(output.stdout.strip().splitlines()[-1])
 

@@ -125,18 +125,28 @@ def test_skip_connection_adds_all_previous_layer_outputs(model_cls):
         assert_relative_close(f"{model_cls.__name__} no skip_connection", plain.layers(features), axial(features, skip=False), 1e-5)
 
 
-def test_torch_checkpoint_gives_same_loss_and_gradients():
+@pytest.mark.parametrize("dropout", [0.0, 0.2])
+def test_recomputation_gives_the_same_loss_and_gradients(dropout):
+    """Training recomputes (per group of sequences) the feed-forward blocks by default, and whole
+    transformers with use_torch_checkpoint; results must be those of keeping every activation, also with
+    dropout (the recomputation replays the random masks)."""
+    kwargs = dict(TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT, linear_transformer_depth=1, stereo=True,
+                  attn_dropout=dropout, ff_dropout=dropout)
     torch.manual_seed(0)
-    kwargs = dict(TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT, linear_transformer_depth=1, stereo=True)
-    plain = perturb_(BSRoformer(**kwargs))
-    checkpointed = BSRoformer(**kwargs, use_torch_checkpoint=True)
-    checkpointed.load_state_dict(plain.state_dict())
+    models = [perturb_(BSRoformer(**kwargs)), BSRoformer(**kwargs), BSRoformer(**kwargs, use_torch_checkpoint=True)]
+    for model in models[1:]:
+        model.load_state_dict(models[0].state_dict())
+    for transformer in (t for block in models[0].layers for t in block):
+        transformer.recompute_feedforward = False  # the reference keeps every activation
     audio, target = make_audio(2, 2, 64 * 20, seed=6), make_audio(2, 2, 64 * 20, seed=7)
 
-    losses = [model(audio, target=target) for model in (plain, checkpointed)]
-    for loss in losses:
-        loss.backward()
-    assert torch.equal(losses[0], losses[1])
-    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
-        if a.requires_grad:
-            assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-8), name
+    losses = []
+    for model in models:
+        torch.manual_seed(1)
+        losses.append(model(audio, target=target))
+        losses[-1].backward()
+    for loss, model in zip(losses[1:], models[1:]):
+        assert torch.allclose(loss, losses[0], rtol=1e-6)
+        for (name, a), b in zip(models[0].named_parameters(), model.parameters()):
+            if a.requires_grad:
+                assert torch.allclose(a.grad, b.grad, rtol=1e-4, atol=1e-7), name

@@ -16,7 +16,51 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import einsum, nn
 
 from .norm import RMSNorm
+from .recompute import linear_of
 from .rotary import apply_rotary, rotary_tables
+
+
+def split_heads(qkv: torch.Tensor, heads: int, rotation: Optional[torch.Tensor] = None):
+    """(b, n, 3·h·d) -> q, k, v each (b, h, n, d); q and k rotated by position when `rotation` is given."""
+    if torch.is_grad_enabled() and qkv.requires_grad:
+        return _SplitHeads.apply(qkv, heads, rotation)
+    q, k, v = rearrange(qkv, "b n (qkv h d) -> qkv b h n d", qkv=3, h=heads)
+    if rotation is not None:
+        q, k = apply_rotary(q, rotation), apply_rotary(k, rotation)
+    return q, k, v
+
+
+class _SplitHeads(torch.autograd.Function):
+    """split_heads for training, with a lean backward.
+
+    Autograd's own backward for the view-and-rotate chain zero-fills a qkv-sized gradient and copies
+    each part into it through intermediate tensors, and the view keeps qkv alive for the backward; here
+    the parts are separate tensors (qkv is freed) and the gradients are written straight into place.
+    """
+
+    @staticmethod
+    def forward(ctx, qkv, heads, rotation):
+        q, k, v = rearrange(qkv, "b n (qkv h d) -> qkv b h n d", qkv=3, h=heads)
+        if rotation is not None:
+            q, k = apply_rotary(q, rotation), apply_rotary(k, rotation)
+        ctx.save_for_backward(rotation)
+        return q.contiguous(), k.contiguous(), v.contiguous()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_q, grad_k, grad_v):
+        (rotation,) = ctx.saved_tensors
+        reference = next(g for g in (grad_q, grad_k, grad_v) if g is not None)
+        batch, heads, length, dim_head = reference.shape
+        grad = reference.new_empty(batch, length, 3, heads, dim_head)
+        for index, part in enumerate((grad_q, grad_k, grad_v)):
+            if part is None:
+                grad[:, :, index].zero_()
+                continue
+            if rotation is not None and index < 2:
+                part = apply_rotary(part, rotation.conj())
+            grad[:, :, index] = part.transpose(1, 2)
+        return grad.view(batch, length, -1), None, None
 
 
 def attend(
@@ -40,6 +84,11 @@ def attend(
     similarity = einsum("b h i d, b h j d -> b h i j", q, k) * scale
     weights = F.dropout(similarity.softmax(dim=-1), p=dropout, training=dropout > 0)
     return einsum("b h i j, b h j d -> b h i d", weights, v)
+
+
+def gated_heads(out: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """Attention outputs (b, h, n, d) scaled by a sigmoid gate per head and position (b, n, h) -> (b, n, h·d)."""
+    return rearrange(out * rearrange(gates, "b n h -> b h n 1").sigmoid(), "b h n d -> b n (h d)")
 
 
 class Attention(nn.Module):
@@ -78,7 +127,8 @@ class Attention(nn.Module):
         self, x: torch.Tensor, value_residual: Optional[torch.Tensor] = None
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         x = self.norm(x)
-        q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h n d", qkv=3, h=self.heads)
+        rotation = None if self.rotary_embed is None else rotary_tables(self.rotary_embed, x.shape[-2], x.device)
+        q, k, v = split_heads(self.to_qkv(x), self.heads, rotation)
         values = v
 
         if self.to_value_residual_mix is not None:
@@ -87,13 +137,10 @@ class Attention(nn.Module):
             mix = rearrange(self.to_value_residual_mix(x), "b n h -> b h n 1").sigmoid()
             v = v.lerp(value_residual, mix)
 
-        if self.rotary_embed is not None:
-            tables = rotary_tables(self.rotary_embed, q.shape[-2], q.device)
-            q, k = apply_rotary(q, tables), apply_rotary(k, tables)
-
         out = attend(q, k, v, flash=self.flash, dropout=self.dropout if self.training else 0.0)
-        out = out * rearrange(self.to_gates(x), "b n h -> b h n 1").sigmoid()
-        return self.to_out(rearrange(out, "b h n d -> b n (h d)")), values
+        project_out, dropout_out = self.to_out
+        # the backward recomputes the gated heads from the attention output it keeps anyway
+        return dropout_out(linear_of(gated_heads, project_out.weight, None, out, self.to_gates(x))), values
 
 
 class LinearAttention(nn.Module):

@@ -1,15 +1,20 @@
 """Axial transformer over band features: attention across time within each band, then across bands
 within each frame (BS-RoFormer, Lu et al. 2023; axial attention, Ho et al. 2019)."""
 
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
-from einops import pack, rearrange, unpack
+from einops import rearrange
 from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
 from .checkpointing import maybe_checkpoint
 from .transformer import Transformer
+
+# Inference runs each transformer on a few sequences at a time, sized so that its largest temporary stays
+# around 16 MB: fresh allocations of hundreds of MB cost a page fault per 4 kB (the default allocator maps
+# them anew every time), while small ones stay in cache and are reused.
+GROUP_TEMPORARY_FLOATS = 1 << 22
 
 
 class AxialBlock(nn.ModuleList):
@@ -60,6 +65,7 @@ class AxialTransformer(nn.ModuleList):
         use_torch_checkpoint: bool = False,
     ):
         super().__init__()
+        self.group_tokens = max(1, GROUP_TEMPORARY_FLOATS // max(4 * dim, 3 * heads * dim_head))
         self.value_residual = value_residual
         self.skip_connection = skip_connection
         self.use_torch_checkpoint = use_torch_checkpoint
@@ -71,6 +77,8 @@ class AxialTransformer(nn.ModuleList):
             attn_dropout=attn_dropout,
             ff_dropout=ff_dropout,
             norm_output=norm_output,
+            # with whole transformers checkpointed, recomputing inside them again would be wasted
+            recompute_feedforward=not use_torch_checkpoint,
         )
         linear_flash_attn = flash_attn if linear_flash_attn is None else linear_flash_attn
         time_rotary_embed = RotaryEmbedding(dim=dim_head)
@@ -98,26 +106,49 @@ class AxialTransformer(nn.ModuleList):
                 )
             self.append(AxialBlock(transformers))
 
-    def _along(self, axis: str, transformer: Transformer, x: torch.Tensor, value_residual: Optional[torch.Tensor]):
-        """Run `transformer` along the time ("t") or band ("f") axis of x (b, t, f, d)."""
-        if axis == "t":
-            x = rearrange(x, "b t f d -> b f t d")
-        x, packed_shape = pack([x], "* n d")
-        x, values = maybe_checkpoint(self.use_torch_checkpoint, transformer, x, value_residual)
-        (x,) = unpack(x, packed_shape, "* n d")
-        if axis == "t":
-            x = rearrange(x, "b f t d -> b t f d")
-        return x, values
+    def _along(
+        self, axis: str, transformer: Transformer, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+        """Run `transformer` along the time ("t") or band ("f") axis of x (b, t, f, d).
+
+        The sequences are independent, so they go through a group at a time. In inference each group's
+        output is written back over its input in x; with autograd the outputs are gathered. Returns the
+        output and, for value residual learning, the first attention's values: one (sequences, h, n, d)
+        tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
+        one big tensor instead would make autograd zero-fill a full-size gradient for every group).
+        """
+        batch, frames, bands, dim = x.shape
+        length, count = (frames, bands) if axis == "t" else (bands, frames)
+        per_group = max(1, self.group_tokens // length)
+        groups = [(item, start, min(start + per_group, count)) for item in range(batch) for start in range(0, count, per_group)]
+        in_place = not torch.is_grad_enabled()
+        outputs, values = [], []
+        for index, (item, start, stop) in enumerate(groups):
+            # (sequences, length, d) views into x
+            sequences = x[item, :, start:stop].transpose(0, 1) if axis == "t" else x[item, start:stop]
+            residual = None if value_residual is None else value_residual[index]
+            out, group_values = maybe_checkpoint(self.use_torch_checkpoint, transformer, sequences, residual)
+            if self.value_residual and value_residual is None:
+                values.append(group_values)
+            if in_place:
+                sequences.copy_(out)
+            else:
+                outputs.append(out)
+        if not in_place:
+            out = torch.cat(outputs)
+            x = rearrange(out, "(b f) t d -> b t f d", b=batch) if axis == "t" else out.view(batch, frames, bands, dim)
+        return x, values or None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            x = x.clone()  # inference writes the layers' outputs over their inputs
         time_values = freq_values = None
         block_outputs: List[torch.Tensor] = []
 
         for block in self:
             if block.linear is not None:
-                x, packed_shape = pack([x], "b * d")
-                x, _ = maybe_checkpoint(self.use_torch_checkpoint, block.linear, x, None)
-                (x,) = unpack(x, packed_shape, "b * d")
+                tokens, _ = maybe_checkpoint(self.use_torch_checkpoint, block.linear, x.flatten(1, 2), None)
+                x = tokens.view_as(x)
 
             if self.skip_connection:
                 for previous in block_outputs:

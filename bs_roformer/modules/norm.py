@@ -6,12 +6,17 @@ from torch import nn
 
 
 class RMSNorm(nn.Module):
-    """x / ||x|| * sqrt(dim) * gamma over the last axis: (..., dim) -> (..., dim)."""
+    """x / ||x|| * sqrt(dim) * gamma over the last axis: (..., dim) -> (..., dim).
+
+    Computed as the fused x / sqrt(mean(x^2) + eps) * gamma; eps = 1e-24 / dim makes it the reference's
+    x / max(||x||, 1e-12) * sqrt(dim) for every vector but those of norm near 1e-12.
+    """
 
     def __init__(self, dim: int):
         super().__init__()
-        self.scale = dim**0.5
+        self.dim = dim
+        self.eps = 1e-24 / dim
         self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) * self.scale * self.gamma
+        return F.rms_norm(x, (self.dim,), self.gamma, self.eps)

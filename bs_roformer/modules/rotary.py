@@ -7,36 +7,26 @@ read by one release is silently skipped by another), and it builds the angles in
 which loses whole radians at long sequences under bf16/fp16. Angles here are always float32.
 """
 
-from typing import NamedTuple
-
 import torch
-from einops import repeat
 from rotary_embedding_torch import RotaryEmbedding
 
 
-class RotaryTables(NamedTuple):
-    """cos and sin of the rotation angle per position and feature: each (seq_len, dim_head), float32."""
-
-    cos: torch.Tensor
-    sin: torch.Tensor
-
-
-def rotary_tables(rotary_embed: RotaryEmbedding, seq_len: int, device: torch.device) -> RotaryTables:
-    """Angles position * frequency for positions 0..seq_len-1, each frequency used by one feature pair."""
+def rotary_tables(rotary_embed: RotaryEmbedding, seq_len: int, device: torch.device) -> torch.Tensor:
+    """exp(i * position * frequency): (seq_len, dim_head / 2) complex64, one frequency per feature pair."""
     positions = torch.arange(seq_len, device=device, dtype=torch.float32)
     angles = torch.outer(positions, rotary_embed.freqs.to(device=device, dtype=torch.float32))
-    angles = repeat(angles, "n f -> n (f pair)", pair=2)
-    return RotaryTables(angles.cos(), angles.sin())
+    return torch.polar(torch.ones_like(angles), angles)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """Rotate each interleaved feature pair (x1, x2) -> (-x2, x1): (..., d) -> (..., d)."""
-    pairs = x.unflatten(-1, (-1, 2))
-    x1, x2 = pairs.unbind(dim=-1)
-    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
+    """Rotate queries or keys by their position: (..., seq_len, d) -> (..., seq_len, d), dtype kept.
 
-
-def apply_rotary(x: torch.Tensor, tables: RotaryTables) -> torch.Tensor:
-    """Rotate queries or keys by their position: (..., seq_len, d) -> (..., seq_len, d), dtype kept."""
-    rotated = x * tables.cos + rotate_half(x) * tables.sin
+    Each interleaved feature pair (x1, x2) is the complex number x1 + i x2; rotating it by the angle is one
+    complex multiplication: (x1 cos - x2 sin) + i (x1 sin + x2 cos), in float32 at least.
+    """
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    pairs = x.to(dtype).unflatten(-1, (-1, 2))
+    if pairs.stride(-1) != 1 or any(stride % 2 for stride in pairs.stride()[:-1]):
+        pairs = pairs.contiguous()
+    rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2)
     return rotated.to(x.dtype)

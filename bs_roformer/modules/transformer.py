@@ -7,6 +7,7 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
 from .attention import Attention, LinearAttention
+from .checkpointing import maybe_checkpoint
 from .norm import RMSNorm
 
 
@@ -34,6 +35,9 @@ class Transformer(nn.Module):
 
     forward returns the output and the values of the first attention layer (None for linear attention),
     for value-residual learning across layers.
+
+    recompute_feedforward: in training, keep only each feed-forward block's input and recompute the block
+    in the backward pass: 5·dim fewer floats kept per token and layer, for about 8% more compute.
     """
 
     def __init__(
@@ -51,8 +55,10 @@ class Transformer(nn.Module):
         flash_attn: bool = True,
         linear_attn: bool = False,
         value_residual_mix: bool = False,
+        recompute_feedforward: bool = True,
     ):
         super().__init__()
+        self.recompute_feedforward = recompute_feedforward
         self.layers = nn.ModuleList([])
         for _ in range(depth):
             if linear_attn:
@@ -79,5 +85,5 @@ class Transformer(nn.Module):
             attn_out, values = attn(x, value_residual=value_residual)
             first_values = values if first_values is None else first_values
             x = attn_out + x
-            x = ff(x) + x
+            x = maybe_checkpoint(self.recompute_feedforward, ff, x) + x
         return self.norm(x), first_values
