@@ -1,7 +1,21 @@
 """bs_roformer: band-split RoPE transformers for music source separation."""
 
 from .inference import REGISTRY, LoadedModel, Separator, load_model, read_audio, read_config
-from .models import BSRoformer, MelBandRoformer
+from .models import BSRNN, BSRoformer, MelBandRoformer
+from .modules.band_schemas import SCHEMAS, band_schema, freqs_per_bands
 
-__all__ = ["BSRoformer", "MelBandRoformer", "LoadedModel", "REGISTRY", "Separator", "load_model", "read_audio", "read_config"]
+__all__ = [
+    "BSRoformer",
+    "MelBandRoformer",
+    "BSRNN",
+    "SCHEMAS",
+    "band_schema",
+    "freqs_per_bands",
+    "LoadedModel",
+    "REGISTRY",
+    "Separator",
+    "load_model",
+    "read_audio",
+    "read_config",
+]
 __version__ = "0.1.0"

@@ -13,9 +13,9 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-from ..models import BSRoformer, MelBandRoformer
+from ..models import BSRNN, BSRoformer, MelBandRoformer
 
-MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer}
+MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
 
 # MSST model keywords that only pick a kernel or a debugging aid: the weights are the same without them
 IGNORED_MODEL_KEYS = {"sage_attention", "debug_visualize", "debug_visualize_dir", "debug_visualize_max_items"}

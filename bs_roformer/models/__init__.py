@@ -3,6 +3,7 @@
 from .band_split_model import BandSplitModel
 from .band_split_roformer import BandSplitRoformer
 from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
+from .bsrnn import BSRNN
 from .mel_band_roformer import MelBandRoformer
 
-__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "DEFAULT_FREQS_PER_BANDS"]
+__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "BSRNN", "DEFAULT_FREQS_PER_BANDS"]

@@ -8,6 +8,7 @@ Models differ in their band layout and their backbone (the sequence modelling be
 estimation); both are given to `BandSplitModel` by the model classes.
 """
 
+from functools import partial
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
@@ -23,7 +24,14 @@ from ..modules.mask_estimator import MaskEstimator
 from ..modules.norm import RMSNorm
 from ..modules.stft import STFT, complex_multiply, frequency_range_bins
 
-LossBreakdown = Tuple[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]
+LossBreakdown = Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]
+
+# L1 distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
+LOSS_TERMS = {
+    "t": "waveform",
+    "tf": "real and imaginary parts of the model's own STFT",
+    "mrstft": "multi-resolution STFT (weighted by multi_stft_resolution_loss_weight)",
+}
 
 
 def band_layout_for(
@@ -43,6 +51,9 @@ class BandSplitModel(nn.Module):
     backbone: (b, frames, bands, dim) -> (b, frames, bands, dim); registered as `layers`.
     final_norm: an RMSNorm between backbone and mask estimators.
     mask_estimator_hidden_layers: hidden layers of each band's mask MLP.
+    mask_estimator_norm_each_band: a norm at the input of each band's mask MLP (BSRNN).
+    loss: the L1 terms of the training loss joined by "+", from `LOSS_TERMS`.
+    sum_stem_losses: the loss is the sum of the per-stem losses (multi-task learning) instead of their mean.
     """
 
     def __init__(
@@ -54,6 +65,9 @@ class BandSplitModel(nn.Module):
         final_norm: bool,
         mask_estimator_hidden_layers: int,
         match_input_audio_length: bool,
+        mask_estimator_norm_each_band: bool = False,
+        loss: str = "t+mrstft",
+        sum_stem_losses: bool = False,
         stereo: bool = False,
         num_stems: int = 1,
         use_torch_checkpoint: bool = False,
@@ -73,8 +87,11 @@ class BandSplitModel(nn.Module):
         multi_stft_window_fn: Callable[..., torch.Tensor] = torch.hann_window,
     ):
         super().__init__()
-        if not isinstance(num_stems, int) or isinstance(num_stems, bool) or num_stems < 1:
-            raise ValueError(f"num_stems must be a positive integer, got {num_stems!r}")
+        _check_num_stems(num_stems)
+        self.loss_terms = tuple(loss.split("+"))
+        if not self.loss_terms or any(term not in LOSS_TERMS for term in self.loss_terms):
+            raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {loss!r}")
+        self.sum_stem_losses = sum_stem_losses
 
         self.stereo = stereo
         self.audio_channels = 2 if stereo else 1
@@ -103,9 +120,15 @@ class BandSplitModel(nn.Module):
         self.final_norm = RMSNorm(dim) if final_norm else nn.Identity()
 
         self.band_split = BandSplit(dim, bands.dim_inputs)
-        self.mask_estimators = nn.ModuleList(
-            [MaskEstimator(dim, bands.dim_inputs, mask_estimator_hidden_layers, mlp_expansion_factor) for _ in range(num_stems)]
+        self._new_mask_estimator = partial(
+            MaskEstimator,
+            dim,
+            bands.dim_inputs,
+            mask_estimator_hidden_layers,
+            mlp_expansion_factor,
+            norm_each_band=mask_estimator_norm_each_band,
         )
+        self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(num_stems)])
 
         self.multi_stft_resolution_loss_weight = multi_stft_resolution_loss_weight
         self.multi_stft_loss = MultiResolutionSTFTLoss(
@@ -115,6 +138,18 @@ class BandSplitModel(nn.Module):
             normalized=multi_stft_normalized,
             window_fn=multi_stft_window_fn,
         )
+
+    def freeze_backbone(self) -> None:
+        """Stop training everything before the mask estimators (band split, sequence modelling, final norm)."""
+        for module in (self.band_split, self.layers, self.final_norm):
+            module.requires_grad_(False)
+
+    def replace_mask_heads(self, num_stems: int) -> None:
+        """New, freshly initialised mask estimators for `num_stems` stems (transfer to a new set of stems)."""
+        _check_num_stems(num_stems)
+        device = self.band_split.to_features[0][1].weight.device
+        self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(num_stems)]).to(device)
+        self.num_stems = num_stems
 
     @property
     def stft_hop_length(self) -> int:
@@ -160,10 +195,21 @@ class BandSplitModel(nn.Module):
         return self._loss(stems, self._check_target(target, stems, audio.shape[-1]), return_loss_breakdown)
 
     def _loss(self, estimate: torch.Tensor, target: torch.Tensor, return_loss_breakdown: bool):
-        l1 = F.l1_loss(estimate, target)
-        multi_stft = self.multi_stft_loss(estimate, target)
-        total = l1 + multi_stft * self.multi_stft_resolution_loss_weight
-        return (total, (l1, multi_stft)) if return_loss_breakdown else total
+        terms = tuple(self._loss_term(name, estimate, target) for name in self.loss_terms)
+        weights = [self.multi_stft_resolution_loss_weight if name == "mrstft" else 1.0 for name in self.loss_terms]
+        total = sum(term * weight for term, weight in zip(terms, weights))
+        if self.sum_stem_losses:
+            # every stem has as many values, so the sum of per-stem means is num_stems x the overall mean
+            total = total * self.num_stems
+        return (total, terms) if return_loss_breakdown else total
+
+    def _loss_term(self, name: str, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if name == "t":
+            return F.l1_loss(estimate, target)
+        if name == "mrstft":
+            return self.multi_stft_loss(estimate, target)
+        stems_as_batch = "... s t -> (...) s t"
+        return F.l1_loss(self.stft(rearrange(estimate, stems_as_batch)), self.stft(rearrange(target, stems_as_batch)))
 
     def _check_audio(self, raw_audio: torch.Tensor) -> torch.Tensor:
         """Validate the input and return it as (b, s, t)."""
@@ -211,3 +257,8 @@ class BandSplitModel(nn.Module):
             )
         # the iSTFT drops the last partial hop unless match_input_audio_length is set
         return target[..., : estimate.shape[-1]]
+
+
+def _check_num_stems(num_stems: int) -> None:
+    if not isinstance(num_stems, int) or isinstance(num_stems, bool) or num_stems < 1:
+        raise ValueError(f"num_stems must be a positive integer, got {num_stems!r}")

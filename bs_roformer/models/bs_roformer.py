@@ -5,26 +5,13 @@ norm after the axial transformer, and the mask MLP depth convention of this mode
 """
 
 from functools import partial
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
-from ..modules.bands import BandLayout
+from ..modules.band_schemas import BS_ROFORMER_BINS, contiguous_bands
 from .band_split_model import band_layout_for
 from .band_split_roformer import BandSplitRoformer
 
-# 62 bands for a 2048-point STFT (1025 bins): 2 bins below 1 kHz, widening towards Nyquist
-DEFAULT_FREQS_PER_BANDS = (2,) * 24 + (4,) * 12 + (12,) * 8 + (24,) * 8 + (48,) * 8 + (128, 129)
-
-
-def contiguous_bands(freqs_per_bands: Tuple[int, ...], channels: int, first_bin: int, end_bin: int) -> BandLayout:
-    if len(freqs_per_bands) < 2 or any(not isinstance(f, int) or f < 1 for f in freqs_per_bands):
-        raise ValueError(f"freqs_per_bands must be two or more positive bin counts, got {freqs_per_bands}")
-    if sum(freqs_per_bands) != end_bin - first_bin:
-        raise ValueError(
-            f"freqs_per_bands must add up to the {end_bin - first_bin} STFT bins the model sees "
-            f"(bins {first_bin}..{end_bin - 1} from stft_n_fft and freq_range), but they add up to "
-            f"{sum(freqs_per_bands)}"
-        )
-    return BandLayout.contiguous(freqs_per_bands, channels)
+DEFAULT_FREQS_PER_BANDS = BS_ROFORMER_BINS
 
 
 class BSRoformer(BandSplitRoformer):
@@ -36,7 +23,8 @@ class BSRoformer(BandSplitRoformer):
     `value_residual=True, zero_dc=False, match_input_audio_length=False`.
 
     Keywords of this model (the rest: `BandSplitRoformer`, `BandSplitModel`):
-        freqs_per_bands: STFT bins per band, in order; must add up to the modelled bins.
+        freqs_per_bands: STFT bins per band, in order, adding up to the modelled bins; or the name of a
+            band schema (`bs_roformer.band_schema`), e.g. "v7" or "musical", resolved for stft_n_fft.
         freq_range: (first, end) STFT bins to model (-1 = open end); other bins come out silent.
     """
 
@@ -45,10 +33,11 @@ class BSRoformer(BandSplitRoformer):
         dim: int,
         *,
         depth: int,
-        freqs_per_bands: Sequence[int] = DEFAULT_FREQS_PER_BANDS,
+        freqs_per_bands: Union[str, Sequence[int]] = DEFAULT_FREQS_PER_BANDS,
         freq_range: Optional[Tuple[int, int]] = None,
         stereo: bool = False,
         stft_n_fft: int = 2048,
+        sample_rate: int = 44100,
         attn_dropout: float = 0.0,
         ff_dropout: float = 0.0,
         mask_estimator_depth: int = 2,
@@ -57,7 +46,8 @@ class BSRoformer(BandSplitRoformer):
         **shared,
     ):
         channels = 2 if stereo else 1
-        bands = band_layout_for(partial(contiguous_bands, tuple(freqs_per_bands)), channels, stft_n_fft, freq_range)
+        make_bands = partial(contiguous_bands, freqs_per_bands, stft_n_fft, sample_rate)
+        bands = band_layout_for(make_bands, channels, stft_n_fft, freq_range)
         super().__init__(
             dim,
             depth=depth,
@@ -72,5 +62,6 @@ class BSRoformer(BandSplitRoformer):
             freq_range=freq_range,
             stereo=stereo,
             stft_n_fft=stft_n_fft,
+            sample_rate=sample_rate,
             **shared,
         )
