@@ -11,6 +11,7 @@ The cache is ~/.cache/bs_roformer-test-references (or $BS_ROFORMER_REFERENCE_DIR
 
 import contextlib
 import importlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ import types
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, Sequence
+
+import numpy as np
 
 UPSTREAM_VERSION = "0.5.1"
 AUDIO_SEPARATOR_VERSION = "0.47.1"
@@ -102,3 +105,30 @@ def rotary_embedding_release(version: str) -> types.ModuleType:
     path = install("rotary-embedding-torch", version)
     with swapped_modules(["rotary_embedding_torch"], [path]):
         return importlib.import_module("rotary_embedding_torch")
+
+
+MUSEVAL_VERSION = "0.4.1"
+
+
+@lru_cache(maxsize=None)
+def museval_metrics() -> types.ModuleType:
+    """museval's BSSEval v4 code (museval/metrics.py, numpy + scipy only). museval's package __init__ imports
+    musdb and stempeg, which need ffmpeg, so the metrics file is loaded on its own."""
+    path = install("museval", MUSEVAL_VERSION) / "museval" / "metrics.py"
+    spec = importlib.util.spec_from_file_location("museval_reference_metrics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def museval_chunk_sdr(reference, estimate, sample_rate: int = 44100):
+    """(stems, channels, t) numpy -> (stems, frames) SDR, exactly as museval.evaluate(win=hop=1 s, mode='v4')."""
+    references, estimates = reference.transpose(0, 2, 1), estimate.transpose(0, 2, 1)
+    # museval.evaluate's padding: the estimate cut or zero-padded to the reference's length
+    estimates = estimates[:, : references.shape[1]]
+    estimates = np.pad(estimates, ((0, 0), (0, references.shape[1] - estimates.shape[1]), (0, 0)))
+    sdr, *_ = museval_metrics().bss_eval(
+        references, estimates, window=sample_rate, hop=sample_rate, compute_permutation=False,
+        framewise_filters=False, bsseval_sources_version=False,
+    )
+    return sdr

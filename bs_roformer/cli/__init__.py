@@ -1,11 +1,11 @@
-"""The `bs-roformer` command: separate (the default), models."""
+"""The `bs-roformer` command: separate (the default), models, train, evaluate."""
 
 import sys
 from typing import List, Optional
 
-from . import models, separate
+from . import evaluate, models, separate, train
 
-COMMANDS = {"separate": separate, "models": models}
+COMMANDS = {"separate": separate, "models": models, "train": train, "evaluate": evaluate}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -12,6 +12,7 @@ from typing import List, Tuple
 from tqdm import tqdm
 
 from ..inference.audio_io import AUDIO_EXTENSIONS, DEFAULT_TEMPLATE, SUBTYPES
+from ..inference.config import MODEL_TYPES
 from ..inference.registry import DEFAULT_MODEL
 from ..inference.separator import PRECISIONS, Separator
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("-m", "--model", "--start_check_point", "--model_filename", default=None, metavar="NAME_OR_PATH",
                        help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}")
     model.add_argument("--config", "--config_path", default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
-    model.add_argument("--model_type", "--model-type", choices=["bs_roformer", "mel_band_roformer"], help="when the config does not say")
+    model.add_argument("--model_type", "--model-type", choices=sorted(MODEL_TYPES), help="when the config does not say")
     model.add_argument("--cache-dir", "--model_file_dir", default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
 
     output = parser.add_argument_group("output")

@@ -1,0 +1,73 @@
+"""Training settings: read from an MSST config's `training:` section, overridable from the command line."""
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, Dict
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULERS = ("plateau", "cosine", "constant")
+OPTIMIZERS = ("adam", "adamw")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How to train; the config key of each setting is its name unless noted.
+
+    steps_per_epoch: optimizer steps per epoch (MSST `num_steps`); epochs: MSST `num_epochs`.
+    gradient_accumulation_steps: batches summed into one optimizer step.
+    scheduler: "plateau" (MSST: lr x reduce_factor after `patience` epochs without a better validation SDR),
+        "cosine" (to 0 over the run) or "constant"; all after `warmup_steps` of linear warm-up.
+    ema_decay: keep an exponential moving average of the weights (0 = off); validation and best.ckpt use it.
+    precision: "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA, with gradient scaling); MSST's
+        `use_amp: true` means fp16 on CUDA and fp32 elsewhere.
+    checkpoint_every: also save the training state every this many steps (0 = only at epoch ends).
+    """
+
+    batch_size: int = 2
+    gradient_accumulation_steps: int = 1
+    lr: float = 5e-5
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0
+    steps_per_epoch: int = 1000
+    epochs: int = 100
+    scheduler: str = "plateau"
+    patience: int = 2
+    reduce_factor: float = 0.95
+    warmup_steps: int = 0
+    ema_decay: float = 0.0
+    precision: str = "fp32"
+    checkpoint_every: int = 0
+    num_workers: int = 0
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any], device_type: str = "cpu", **overrides: Any) -> "TrainingSettings":
+        """Settings from `config["training"]` (MSST names accepted), then the non-None `overrides`."""
+        section = dict(config.get("training") or {})
+        aliases = {"num_steps": "steps_per_epoch", "num_epochs": "epochs"}
+        values = {aliases.get(key, key): value for key, value in section.items()}
+        if values.pop("use_amp", False) and device_type == "cuda":
+            values.setdefault("precision", "fp16")
+        known = {field.name for field in fields(cls)}
+        settings = cls(**{key: value for key, value in values.items() if key in known and value is not None})
+        settings = replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+        settings.check(device_type)
+        return settings
+
+    def check(self, device_type: str) -> None:
+        for name, choices in (("precision", PRECISIONS), ("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS)):
+            if str(getattr(self, name)).lower() not in choices:
+                raise ValueError(f"training.{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        for name in ("batch_size", "gradient_accumulation_steps", "steps_per_epoch", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"training.{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.precision == "fp16" and device_type != "cuda":
+            raise ValueError("fp16 training needs a CUDA device; on the CPU use --precision bf16 or fp32")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+

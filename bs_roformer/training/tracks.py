@@ -1,0 +1,70 @@
+"""Multi-stem tracks on disk in the MUSDB18-HQ layout: ROOT/<track>/{mixture,vocals,drums,bass,other}.wav."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Union
+
+import soundfile
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track's stem files and their common format (read from the headers; no audio is loaded)."""
+
+    name: str
+    directory: Path
+    stems: Dict[str, Path]
+    mixture: Optional[Path]
+    sample_rate: int
+    frames: int
+    channels: int
+
+
+def find_tracks(
+    root: Union[str, Path], stems: Sequence[str], *, sample_rate: Optional[int] = None, require_mixture: bool = False
+) -> List[Track]:
+    """Every track folder under `root` with a file for each stem (`<stem>.wav` or `.flac`), checked for consistency."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset folder not found: {root} (expected ROOT/<track>/<stem>.wav, as MUSDB18-HQ's train/ and test/)")
+    directories = sorted(path for path in root.iterdir() if path.is_dir())
+    if not directories:
+        raise ValueError(f"{root} has no track folders; expected {root}/<track>/{{{','.join(stems)}}}.wav")
+    return [_read_track(directory, stems, sample_rate, require_mixture) for directory in directories]
+
+
+def _find_audio(directory: Path, name: str) -> Optional[Path]:
+    return next((directory / f"{name}{suffix}" for suffix in AUDIO_SUFFIXES if (directory / f"{name}{suffix}").is_file()), None)
+
+
+def _read_track(directory: Path, stems: Sequence[str], sample_rate: Optional[int], require_mixture: bool) -> Track:
+    paths = {stem: _find_audio(directory, stem) for stem in stems}
+    mixture = _find_audio(directory, "mixture")
+    missing = [stem for stem, path in paths.items() if path is None] + (["mixture"] if require_mixture and mixture is None else [])
+    if missing:
+        present = sorted(path.name for path in directory.iterdir())
+        raise ValueError(f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file; it holds {present}")
+    infos = {path: soundfile.info(str(path)) for path in [*paths.values(), *([mixture] if mixture else [])]}
+    first = next(iter(infos.values()))
+    for path, info in infos.items():
+        if (info.samplerate, info.frames) != (first.samplerate, first.frames):
+            raise ValueError(
+                f"track {directory.name!r}: {path.name} has {info.frames} samples at {info.samplerate} Hz, but "
+                f"{Path(first.name).name} has {first.frames} at {first.samplerate} Hz; all stems of a track must match"
+            )
+    if sample_rate is not None and first.samplerate != sample_rate:
+        raise ValueError(
+            f"track {directory.name!r} is at {first.samplerate} Hz but the config expects {sample_rate} Hz "
+            "(audio.sample_rate); resample the dataset or change the config"
+        )
+    return Track(
+        name=directory.name,
+        directory=directory,
+        stems=paths,
+        mixture=mixture,
+        sample_rate=first.samplerate,
+        frames=first.frames,
+        channels=max(info.channels for info in infos.values()),
+    )
