@@ -149,3 +149,14 @@ def test_bsrnn_from_an_msst_config():
               "target_instrument": "vocals"}, "model": dict(TINY_RNN, freqs_per_bands="drums")}
     model = model_from_config(config)
     assert isinstance(model, BSRNN) and len(model.bands.bins_per_band) == len(freqs_per_bands("drums", 256, 16000))
+
+
+def test_bsrnn_separates_through_the_chunked_separator():
+    from bs_roformer.inference import LoadedModel, Separator
+
+    config = {"audio": {"sample_rate": 16000, "chunk_size": 4000}, "training": {"model_type": "bsrnn", "instruments": ["vocals", "other"]},
+              "model": dict(TINY_RNN, stereo=True, num_stems=2), "inference": {"batch_size": 2, "num_overlap": 2}}
+    model = model_from_config(config).eval()
+    separator = Separator(LoadedModel(model=model, model_type="bsrnn", config=config, stems=["vocals", "other"], source="test"), device="cpu")
+    stems = separator.separate_tensor(make_audio(1, 2, 10000)[0], sample_rate=16000)
+    assert set(stems) == {"vocals", "other"} and stems["vocals"].shape == (2, 10000)

@@ -87,7 +87,7 @@ class BandSplitModel(nn.Module):
         multi_stft_window_fn: Callable[..., torch.Tensor] = torch.hann_window,
     ):
         super().__init__()
-        _check_num_stems(num_stems)
+        check_positive_integers(num_stems=num_stems)
         self.loss_terms = tuple(loss.split("+"))
         if not self.loss_terms or any(term not in LOSS_TERMS for term in self.loss_terms):
             raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {loss!r}")
@@ -146,7 +146,7 @@ class BandSplitModel(nn.Module):
 
     def replace_mask_heads(self, num_stems: int) -> None:
         """New, freshly initialised mask estimators for `num_stems` stems (transfer to a new set of stems)."""
-        _check_num_stems(num_stems)
+        check_positive_integers(num_stems=num_stems)
         device = self.band_split.to_features[0][1].weight.device
         self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(num_stems)]).to(device)
         self.num_stems = num_stems
@@ -259,6 +259,8 @@ class BandSplitModel(nn.Module):
         return target[..., : estimate.shape[-1]]
 
 
-def _check_num_stems(num_stems: int) -> None:
-    if not isinstance(num_stems, int) or isinstance(num_stems, bool) or num_stems < 1:
-        raise ValueError(f"num_stems must be a positive integer, got {num_stems!r}")
+def check_positive_integers(**values) -> None:
+    """A clear error for the first keyword that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -6,7 +6,7 @@ from torch import nn
 
 from ..modules.axial_transformer import AxialTransformer
 from ..modules.bands import BandLayout
-from .band_split_model import BandSplitModel
+from .band_split_model import BandSplitModel, check_positive_integers
 
 
 class BandSplitRoformer(BandSplitModel):
@@ -42,9 +42,7 @@ class BandSplitRoformer(BandSplitModel):
         dim_freqs_in: int = 1025,
         **band_split_model_kwargs,
     ):
-        for name, value in (("dim", dim), ("depth", depth), ("heads", heads), ("dim_head", dim_head)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_integers(dim=dim, depth=depth, heads=heads, dim_head=dim_head)
         del dim_freqs_in  # accepted for config compatibility: the bin count follows from stft_n_fft
 
         backbone = AxialTransformer(

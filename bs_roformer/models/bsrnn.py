@@ -11,7 +11,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from ..modules.band_rnn import BandSequenceModel
 from ..modules.band_schemas import contiguous_bands
-from .band_split_model import BandSplitModel, band_layout_for
+from .band_split_model import BandSplitModel, band_layout_for, check_positive_integers
 
 
 class BSRNN(BandSplitModel):
@@ -55,9 +55,7 @@ class BSRNN(BandSplitModel):
         use_torch_checkpoint: bool = False,
         **shared,
     ):
-        for name, value in (("dim", dim), ("depth", depth), ("hidden", hidden)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_integers(dim=dim, depth=depth, hidden=hidden)
         channels = 2 if stereo else 1
         make_bands = partial(contiguous_bands, freqs_per_bands, stft_n_fft, sample_rate)
         backbone = BandSequenceModel(

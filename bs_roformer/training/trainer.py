@@ -186,9 +186,10 @@ class Trainer:
             target = target[:, 0] if self.model.num_stems == 1 else target
             # DDP averages gradients only on the last micro-batch of an accumulated step
             sync = self.trained.no_sync() if self.processes.distributed and micro_step < accumulation - 1 else nullcontext()
-            with sync, self._autocast():
-                loss = self.trained(mixture, target=target) / accumulation
-            self.scaler.scale(loss).backward()
+            with sync:
+                with self._autocast():
+                    loss = self.trained(mixture, target=target) / accumulation
+                self.scaler.scale(loss).backward()
             total += loss.item()
         self.scaler.unscale_(self.optimizer)
         if self.settings.grad_clip > 0:
