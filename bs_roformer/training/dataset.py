@@ -5,6 +5,7 @@ Every random choice for item `index` of epoch `epoch` comes from a generator see
 run sees exactly the data the interrupted one would have seen.
 """
 
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -26,6 +27,14 @@ def read_chunk(path: Path, start: int, frames: int, channels: int) -> np.ndarray
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
+def _check_stems(tracks: Sequence[Track], stems: Sequence[str]) -> None:
+    if not stems:
+        raise ValueError("no stems given: name the stems to load, e.g. ['vocals', 'drums', 'bass', 'other']")
+    missing = sorted({f"{track.name}: {stem}" for track in tracks for stem in stems if stem not in track.stems})
+    if missing:
+        raise ValueError(f"tracks were found without these stems ({', '.join(missing[:5])}); call find_tracks with the same stems")
+
+
 class RandomChunkDataset(torch.utils.data.Dataset):
     """`length` random chunks per epoch: item -> (mixture (channels, chunk_size), stems (len(stems), channels, chunk_size)).
 
@@ -33,8 +42,11 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         stems from one track and offset.
     gain_range: random gain per stem (None = off); channel_swap_probability, polarity_flip_probability:
         per stem. The mixture is the sum of the augmented stems.
-    min_mean_abs: with remixing, a stem chunk quieter than this (mean |x| before gain) is drawn again, up
-        to max_tries times, so targets are rarely silent (MSST's audio.min_mean_abs).
+    min_mean_abs: a stem chunk quieter than this (mean |x| before gain) is drawn again, at most max_tries
+        draws in all, so targets are rarely silent (MSST's audio.min_mean_abs). Without remixing the whole
+        position is drawn again until every stem is audible, as MSST's aligned loading does.
+    mixup_probabilities: with remixing, the k-th extra chunk of the same stem (another track and offset,
+        augmented on its own) is layered in with probability p_k and the layers averaged (MSST's mixup).
     """
 
     def __init__(
@@ -52,51 +64,86 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         polarity_flip_probability: float = 0.5,
         min_mean_abs: float = 0.0,
         max_tries: int = 20,
+        mixup_probabilities: Sequence[float] = (),
     ):
         if not tracks:
             raise ValueError("the dataset needs at least one track")
+        _check_stems(tracks, stems)
+        if int(chunk_size) < 1 or channels not in (1, 2) or int(max_tries) < 1 or int(length) < 0:
+            raise ValueError(f"need chunk_size >= 1, channels 1 or 2, max_tries >= 1 and length >= 0; got "
+                             f"{chunk_size}, {channels}, {max_tries} and {length}")
+        if gain_range is not None and not 0 <= gain_range[0] <= gain_range[1]:
+            raise ValueError(f"gain_range must be (low, high) with 0 <= low <= high, got {gain_range}")
+        probabilities = [channel_swap_probability, polarity_flip_probability, *mixup_probabilities]
+        if not all(0 <= p <= 1 for p in probabilities):
+            raise ValueError(f"probabilities must be between 0 and 1, got {probabilities}")
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0 (it seeds numpy's SeedSequence), got {seed}")
         self.tracks = list(tracks)
         self.stems = list(stems)
         self.chunk_size = int(chunk_size)
         self.channels = channels
         self.length = int(length)
-        self.seed = seed
+        self.seed = int(seed)
         self.epoch = 0
         self.mix_across_tracks = mix_across_tracks
-        self.gain_range = gain_range
+        self.gain_range = None if gain_range is None else (float(gain_range[0]), float(gain_range[1]))
         self.channel_swap_probability = channel_swap_probability
         self.polarity_flip_probability = polarity_flip_probability
         self.min_mean_abs = min_mean_abs
-        self.max_tries = max_tries
+        self.max_tries = int(max_tries)
+        self.mixup_probabilities = tuple(mixup_probabilities)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Draw the items of `epoch` from now on (call before iterating: workers copy the dataset when an iterator starts)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(mixture (channels, chunk_size), stems (len(stems), channels, chunk_size)), both float32."""
         if not 0 <= index < self.length:
-            raise IndexError(index)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        shared = None if self.mix_across_tracks else self._draw_position(rng)
-        stems = np.stack([self._augment(self._stem_chunk(stem, rng, shared), rng) for stem in self.stems])
-        return torch.from_numpy(stems.sum(axis=0)), torch.from_numpy(stems)
+            raise IndexError(f"index {index} out of range for a dataset of {self.length} items")
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        if self.mix_across_tracks:
+            chunks = [self._remixed_stem(stem, rng) for stem in self.stems]
+        else:
+            chunks = [self._augment(chunk, rng) for chunk in self._aligned_chunks(rng)]
+        stems = torch.from_numpy(np.stack(chunks))
+        # summed by torch so that mixture == stems.sum(0) holds bit for bit
+        return stems.sum(dim=0), stems
 
     def _draw_position(self, rng: np.random.Generator) -> Tuple[Track, int]:
         track = self.tracks[rng.integers(len(self.tracks))]
         return track, int(rng.integers(max(1, track.frames - self.chunk_size + 1)))
 
-    def _stem_chunk(self, stem: str, rng: np.random.Generator, position: Optional[Tuple[Track, int]]) -> np.ndarray:
-        if position is not None:
-            track, start = position
-            return read_chunk(track.stems[stem], start, self.chunk_size, self.channels)
+    def _audible(self, chunk: np.ndarray) -> bool:
+        return self.min_mean_abs <= 0 or float(np.abs(chunk).mean()) >= self.min_mean_abs
+
+    def _audible_chunk(self, stem: str, rng: np.random.Generator) -> np.ndarray:
         for _ in range(self.max_tries):
             track, start = self._draw_position(rng)
             chunk = read_chunk(track.stems[stem], start, self.chunk_size, self.channels)
-            if np.abs(chunk).mean() >= self.min_mean_abs:
+            if self._audible(chunk):
                 break
         return chunk
+
+    def _remixed_stem(self, stem: str, rng: np.random.Generator) -> np.ndarray:
+        layers = [self._augment(self._audible_chunk(stem, rng), rng)]
+        for probability in self.mixup_probabilities:
+            if rng.random() < probability:
+                layers.append(self._augment(self._audible_chunk(stem, rng), rng))
+        # averaged, not summed, so mixup varies the texture and not the level
+        return layers[0] if len(layers) == 1 else np.mean(layers, axis=0, dtype=np.float32)
+
+    def _aligned_chunks(self, rng: np.random.Generator) -> List[np.ndarray]:
+        for _ in range(self.max_tries):
+            track, start = self._draw_position(rng)
+            chunks = [read_chunk(track.stems[stem], start, self.chunk_size, self.channels) for stem in self.stems]
+            if all(map(self._audible, chunks)):
+                break
+        return chunks
 
     def _augment(self, chunk: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         # every draw happens whether or not it is used, so switching one augmentation off leaves the others' draws alone
@@ -109,12 +156,13 @@ class RandomChunkDataset(torch.utils.data.Dataset):
 
 
 class FullTrackDataset(torch.utils.data.Dataset):
-    """Whole tracks: item -> (name, mixture (channels, t), stems (len(stems), channels, t)).
+    """Whole tracks: item -> (name, mixture (channels, frames), stems (len(stems), channels, frames)).
 
     The mixture is mixture.wav when the track has one, else the sum of the stems.
     """
 
     def __init__(self, tracks: Sequence[Track], stems: Sequence[str], channels: int = 2):
+        _check_stems(tracks, stems)
         self.tracks = list(tracks)
         self.stems = list(stems)
         self.channels = channels
@@ -123,10 +171,15 @@ class FullTrackDataset(torch.utils.data.Dataset):
         return len(self.tracks)
 
     def __getitem__(self, index: int) -> Tuple[str, torch.Tensor, torch.Tensor]:
+        """(name, mixture (channels, frames), stems (len(stems), channels, frames)), float32, read now."""
         track = self.tracks[index]
-        stems = np.stack([read_chunk(track.stems[stem], 0, track.frames, self.channels) for stem in self.stems])
-        mixture = read_chunk(track.mixture, 0, track.frames, self.channels) if track.mixture else stems.sum(axis=0)
-        return track.name, torch.from_numpy(mixture), torch.from_numpy(stems)
+        stems = torch.from_numpy(np.stack([read_chunk(track.stems[stem], 0, track.frames, self.channels) for stem in self.stems]))
+        mixture = torch.from_numpy(read_chunk(track.mixture, 0, track.frames, self.channels)) if track.mixture else stems.sum(dim=0)
+        return track.name, mixture, stems
+
+
+# MSST augmentations that dataset_from_config maps; the others need audiomentations or pedalboard
+_MAPPED = {"channel_shuffle", "random_polarity"}
 
 
 def dataset_from_config(
@@ -135,30 +188,55 @@ def dataset_from_config(
     """A RandomChunkDataset over the tracks in `root`, as an MSST config describes it.
 
     Reads audio.chunk_size, audio.sample_rate (44100), audio.num_channels (2), audio.min_mean_abs (0),
-    training.instruments, training.num_steps x training.batch_size (the default length), and the
-    augmentations section: enable (false turns every augmentation off), loudness with loudness_min /
-    loudness_max (the gain range; default 0.5..1.5), mixup-free remixing across tracks (always on).
+    training.instruments, training.num_steps (1000) x training.batch_size (1) as the default length, and
+    the augmentations section:
+      enable: false turns every augmentation off (with no section the dataset's defaults apply: gain
+        0.5..1.5, channel swap and polarity flip each with probability 0.5);
+      loudness (default true), loudness_min (0.5), loudness_max (1.5): the gain range;
+      all.channel_shuffle, all.random_polarity (0.5 each): the swap and flip probabilities;
+      mixup (default false), mixup_probs (0.2, 0.02): extra layers of the same stem.
+    Other augmentations (pitch shift, EQ, reverb, mp3, ...) and per-stem sections are not applied; a
+    warning names those the config switches on.
     """
     audio, training = config.get("audio") or {}, config.get("training") or {}
-    augmentations = config.get("augmentations") or {}
     stems = list(training.get("instruments") or [])
     if not stems:
         raise ValueError("the config names no stems to train on: set training.instruments")
     if "chunk_size" not in audio:
         raise ValueError("the config has no audio.chunk_size (samples per training chunk)")
-    enabled = augmentations.get("enable", True)
+    augmentations = config.get("augmentations")
+    enabled = augmentations is None or bool(augmentations.get("enable", True))
+    augmentations = augmentations or {}
+    every_stem = augmentations.get("all") or {}
     gain_range = None
     if enabled and augmentations.get("loudness", True):
         gain_range = (float(augmentations.get("loudness_min", 0.5)), float(augmentations.get("loudness_max", 1.5)))
+    mixup = tuple(float(p) for p in augmentations.get("mixup_probs", (0.2, 0.02))) if enabled and augmentations.get("mixup") else ()
+    if enabled:
+        _warn_unmapped(augmentations, stems)
     return RandomChunkDataset(
-        find_tracks(root, stems, sample_rate=int(audio.get("sample_rate", 44100))),
+        find_tracks(root, stems, sample_rate=int(audio.get("sample_rate") or 44100)),
         stems,
         int(audio["chunk_size"]),
-        channels=int(audio.get("num_channels", 2)),
-        length=length or int(training.get("num_steps", 1000)) * int(training.get("batch_size", 1)),
+        channels=int(audio.get("num_channels") or 2),
+        length=length if length is not None else int(training.get("num_steps") or 1000) * int(training.get("batch_size") or 1),
         seed=seed,
         gain_range=gain_range,
-        channel_swap_probability=0.5 if enabled else 0.0,
-        polarity_flip_probability=0.5 if enabled else 0.0,
-        min_mean_abs=float(audio.get("min_mean_abs", 0.0)),
+        channel_swap_probability=float(every_stem.get("channel_shuffle", 0.5)) if enabled else 0.0,
+        polarity_flip_probability=float(every_stem.get("random_polarity", 0.5)) if enabled else 0.0,
+        min_mean_abs=float(audio.get("min_mean_abs") or 0.0),
+        mixup_probabilities=mixup,
     )
+
+
+def _warn_unmapped(augmentations: Dict[str, Any], stems: Sequence[str]) -> None:
+    sections = {"all": augmentations.get("all") or {}}
+    sections.update((stem, augmentations[stem]) for stem in stems if isinstance(augmentations.get(stem), dict))
+    # an augmentation is on when its probability is positive; its parameters are named *_min / *_max
+    unmapped = [
+        f"{name}.{key}" for name, section in sections.items() for key, value in section.items()
+        if not (name == "all" and key in _MAPPED) and "_min" not in key and "_max" not in key
+        and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ]
+    if unmapped:
+        warnings.warn(f"augmentations not applied by bs_roformer's dataset: {', '.join(unmapped)}", stacklevel=3)
