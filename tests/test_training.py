@@ -51,7 +51,9 @@ def finished_run(data, tmp_path_factory):
 
 
 def test_training_lowers_the_validation_loss(data, tmp_path):
-    trainer = Trainer(tiny_training_config(num_steps=200, num_epochs=1), data, tmp_path / "run", progress=False)
+    config = tiny_training_config(num_steps=200, num_epochs=1)
+    config["audio"]["chunk_size"] = 2000
+    trainer = Trainer(config, data, tmp_path / "run", progress=False)
     before = trainer.validate()
     after = trainer.train()
     assert after["step"] == 200
