@@ -11,6 +11,7 @@ The cache is ~/.cache/bs_roformer-test-references (or $BS_ROFORMER_REFERENCE_DIR
 
 import contextlib
 import importlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -112,23 +113,28 @@ MUSEVAL_VERSION = "0.4.1"
 
 @lru_cache(maxsize=None)
 def museval_metrics() -> types.ModuleType:
-    """museval's BSSEval v4 code (museval/metrics.py, numpy + scipy only). museval's package __init__ imports
-    musdb and stempeg, which need ffmpeg, so the metrics file is loaded on its own."""
-    path = install("museval", MUSEVAL_VERSION) / "museval" / "metrics.py"
+    """museval's BSSEval v4 code (museval/metrics.py, numpy + scipy only), from an installed museval 0.4.1 or
+    else installed into the cache. museval's package __init__ imports musdb and stempeg, and stempeg raises
+    at import without the ffmpeg binaries, so the metrics file is loaded on its own."""
+    spec = importlib.util.find_spec("museval")  # finds the package without running its __init__
+    if spec is not None and importlib.metadata.version("museval") == MUSEVAL_VERSION:
+        path = Path(spec.submodule_search_locations[0]) / "metrics.py"
+    else:
+        path = install("museval", MUSEVAL_VERSION) / "museval" / "metrics.py"
     spec = importlib.util.spec_from_file_location("museval_reference_metrics", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def museval_chunk_sdr(reference, estimate, sample_rate: int = 44100):
-    """(stems, channels, t) numpy -> (stems, frames) SDR, exactly as museval.evaluate(win=hop=1 s, mode='v4')."""
+def museval_chunk_sdr(reference, estimate, window: int = 44100, hop: int = 44100):
+    """(stems, channels, t) numpy -> (stems, frames) SDR, exactly as museval.evaluate(win=window, hop=hop, mode='v4')."""
     references, estimates = reference.transpose(0, 2, 1), estimate.transpose(0, 2, 1)
     # museval.evaluate's padding: the estimate cut or zero-padded to the reference's length
     estimates = estimates[:, : references.shape[1]]
     estimates = np.pad(estimates, ((0, 0), (0, references.shape[1] - estimates.shape[1]), (0, 0)))
     sdr, *_ = museval_metrics().bss_eval(
-        references, estimates, window=sample_rate, hop=sample_rate, compute_permutation=False,
+        references, estimates, window=window, hop=hop, compute_permutation=False,
         framewise_filters=False, bsseval_sources_version=False,
     )
     return sdr
