@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Union
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from ..inference.separator import Separator
@@ -79,12 +80,13 @@ def evaluate(
     result = Evaluation(stems=list(stems))
     for name, mixture, references in tqdm(tracks, desc="evaluating", disable=not progress):
         estimates = separator.separate_tensor(mixture)
-        result.scores[name] = {}
-        for stem, reference in zip(stems, references):
-            scores = {}
-            if "global_sdr" in measures:
-                scores["global_sdr"] = float(global_sdr(reference, estimates[stem]))
-            if "chunk_sdr" in measures:
-                scores["chunk_sdr"] = float(chunk_sdr(reference[None], estimates[stem][None], sample_rate=separator.sample_rate)[0])
-            result.scores[name][stem] = scores
+        estimated = torch.stack([estimates[stem] for stem in stems])
+        result.scores[name] = {stem: {} for stem in stems}
+        if "global_sdr" in measures:
+            for stem, value in zip(stems, global_sdr(references, estimated).tolist()):
+                result.scores[name][stem]["global_sdr"] = value
+        if "chunk_sdr" in measures:
+            # all stems at once, as museval scores a track: a frame where any of them is silent counts for none
+            for stem, value in zip(stems, chunk_sdr(references, estimated, sample_rate=separator.sample_rate).tolist()):
+                result.scores[name][stem]["chunk_sdr"] = value
     return result
