@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from bs_roformer import BSRoformer
 from bs_roformer.cli import main as cli_main
 from bs_roformer.inference import Separator, load_model
 from bs_roformer.metrics import global_sdr
@@ -127,3 +128,13 @@ def test_evaluate_command_prints_and_saves_tables(data, finished_run, tmp_path, 
     expected = [float(global_sdr(reference, estimates[stem])) for stem, reference in zip(INSTRUMENTS, references)]
     measured = [scores["tracks"]["track_000"][stem]["global_sdr"] for stem in INSTRUMENTS]
     np.testing.assert_allclose(measured, expected, rtol=0, atol=1e-9)
+
+
+def test_pretrained_weights_that_fit_nothing_are_refused(tmp_path):
+    from bs_roformer.training import load_pretrained
+
+    path = tmp_path / "unrelated.ckpt"
+    torch.save({"encoder.weight": torch.zeros(3, 3)}, path)
+    model = BSRoformer(**tiny_training_config()["model"])
+    with pytest.raises(ValueError, match="unrelated.ckpt: no weight of the checkpoint fits this model"):
+        load_pretrained(model, path)

@@ -33,7 +33,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--scheduler", choices=SCHEDULERS, help="override training.scheduler")
     parser.add_argument("--warmup-steps", type=int, help="override training.warmup_steps")
     parser.add_argument("--ema-decay", type=float, help="override training.ema_decay (0 = no EMA weights)")
-    parser.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16 autocast, or fp16 autocast (CUDA)")
+    parser.add_argument("--precision", choices=sorted(PRECISIONS), help="fp32, bf16 autocast, or fp16 autocast (CUDA)")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     parser.add_argument("--seed", type=int, help="override training.seed")
     parser.add_argument("--checkpoint-every", type=int, help="also save the training state every N steps")

@@ -116,11 +116,8 @@ def load_model(
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
-    state_dict = _renumber_empty_linear_slot(model, state_dict)
+    state_dict = _in_model_keys(model, state_dict)
     expected = model.state_dict()
-    # rotary frequencies are constants shared by every attention of an axis: a checkpoint saved with
-    # safetensors' save_model keeps them under one name only, so take the others from the model
-    state_dict = {**{k: v for k, v in expected.items() if k.endswith("rotary_embed.freqs")}, **state_dict}
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
     reshaped = [
@@ -132,6 +129,30 @@ def load_weights(model: nn.Module, state_dict: StateDict) -> None:
         raise ValueError(_mismatch_report(model, state_dict, missing, unexpected, reshaped))
     model.load_state_dict(state_dict, strict=True)
     _restore_exact_rotary_frequencies(model, state_dict)
+
+
+def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
+    """Load every weight whose name and shape fit `model` (fine-tuning); the rest stays as initialised.
+
+    Returns the top-level modules left (partly) as initialised, e.g. mask_estimators for other stems.
+    """
+    state_dict = _in_model_keys(model, state_dict)
+    expected = model.state_dict()
+    fitting = {key: value for key, value in state_dict.items() if key in expected and value.shape == expected[key].shape}
+    if not fitting:
+        raise ValueError("no weight of the checkpoint fits this model: is it a checkpoint of the same model type and size?")
+    model.load_state_dict(fitting, strict=False)
+    _restore_exact_rotary_frequencies(model, fitting)
+    return sorted({key.split(".")[0] for key in expected if key not in fitting})
+
+
+def _in_model_keys(model: nn.Module, state_dict: StateDict) -> StateDict:
+    """The checkpoint's tensors under the names this model gives them."""
+    state_dict = _renumber_empty_linear_slot(model, state_dict)
+    # rotary frequencies are constants shared by every attention of an axis: a checkpoint saved with
+    # safetensors' save_model keeps them under one name only, so take the others from the model
+    rotary = {key: value for key, value in model.state_dict().items() if key.endswith("rotary_embed.freqs")}
+    return {**rotary, **state_dict}
 
 
 def _renumber_empty_linear_slot(model: nn.Module, state_dict: StateDict) -> StateDict:

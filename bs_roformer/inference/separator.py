@@ -14,7 +14,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from tqdm import tqdm
@@ -26,6 +26,12 @@ from .overlap_add import ChunkLayout, overlap_add
 from .streams import BlockSource, aligned, resampled, resampled_length, split
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    """The autocast context of a precision name ("fp32": none)."""
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 def pick_device(requested: Optional[str] = None) -> torch.device:
@@ -247,9 +253,7 @@ class Separator:
         model_channels = self.loaded.audio_channels
         if model_channels == 1 and channels == 2:  # a mono model separates each channel on its own
             chunks = chunks.reshape(batch * 2, 1, length)
-        dtype = PRECISIONS[self.precision]
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast(self.device, self.precision):
             estimates = self.model(chunks)
         if estimates.ndim == 3:  # one stem: (b, channels, t)
             estimates = estimates[:, None]

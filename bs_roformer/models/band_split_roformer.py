@@ -2,8 +2,6 @@
 
 from typing import Optional
 
-from torch import nn
-
 from ..modules.axial_transformer import AxialTransformer
 from ..modules.bands import BandLayout
 from .band_split_model import BandSplitModel, check_positive_integers

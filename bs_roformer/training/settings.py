@@ -3,7 +3,8 @@
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from ..inference.separator import PRECISIONS
+
 SCHEDULERS = ("plateau", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw")
 

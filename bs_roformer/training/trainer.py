@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from ..inference.checkpoint import read_state_dict
 from ..inference.config import model_from_config, model_type_of, read_config, stem_names
-from ..inference.loading import LoadedModel
-from ..inference.separator import Separator
+from ..inference.loading import LoadedModel, load_fitting_weights
+from ..inference.separator import Separator, autocast
 from ..metrics import global_sdr
 from .dataset import FullTrackDataset, dataset_from_config
 from .distributed import Processes
@@ -38,18 +38,11 @@ PathLike = Union[str, Path]
 
 
 def load_pretrained(model: torch.nn.Module, path: PathLike) -> List[str]:
-    """Load every weight of a checkpoint whose name and shape fit `model`; the rest stays as initialised.
-
-    Returns what was left out (e.g. mask heads when fine-tuning to other stems). Fails when nothing fits.
-    """
-    state_dict = read_state_dict(path)
-    expected = model.state_dict()
-    fitting = {key: value for key, value in state_dict.items() if key in expected and value.shape == expected[key].shape}
-    if not fitting:
-        raise ValueError(f"no weight of {path} fits this model: is it a checkpoint of the same model type and size?")
-    model.load_state_dict(fitting, strict=False)
-    left_out = sorted({key.split(".")[0] for key in expected if key not in fitting})
-    return left_out
+    """Load every weight of a checkpoint file that fits `model`; returns the modules left as initialised."""
+    try:
+        return load_fitting_weights(model, read_state_dict(path))
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def weights_digest(model: torch.nn.Module) -> str:
@@ -187,7 +180,7 @@ class Trainer:
             # DDP averages gradients only on the last micro-batch of an accumulated step
             sync = self.trained.no_sync() if self.processes.distributed and micro_step < accumulation - 1 else nullcontext()
             with sync:
-                with self._autocast():
+                with autocast(self.device, self.settings.precision):
                     loss = self.trained(mixture, target=target) / accumulation
                 self.scaler.scale(loss).backward()
             total += loss.item()
@@ -284,12 +277,6 @@ class Trainer:
             progress = (step - warmup) / max(1, self.settings.total_steps - warmup)
             return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
         return 1.0
-
-    def _autocast(self):
-        if self.settings.precision == "fp32":
-            return nullcontext()
-        dtype = torch.bfloat16 if self.settings.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
 
     def _stopped(self) -> bool:
         return self.max_steps is not None and self.step >= self.max_steps
