@@ -116,7 +116,7 @@ def load_model(
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
-    state_dict = _in_model_keys(model, state_dict)
+    state_dict = _with_shared_rotary(model, _renumber_empty_linear_slot(model, state_dict))
     expected = model.state_dict()
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
@@ -136,19 +136,19 @@ def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
 
     Returns the top-level modules left (partly) as initialised, e.g. mask_estimators for other stems.
     """
-    state_dict = _in_model_keys(model, state_dict)
+    renamed = _renumber_empty_linear_slot(model, state_dict)
     expected = model.state_dict()
-    fitting = {key: value for key, value in state_dict.items() if key in expected and value.shape == expected[key].shape}
-    if not fitting:
+    candidates = _with_shared_rotary(model, renamed)
+    fitting = {key: value for key, value in candidates.items() if key in expected and value.shape == expected[key].shape}
+    if not fitting.keys() & renamed.keys():  # the model's own rotary constants do not count
         raise ValueError("no weight of the checkpoint fits this model: is it a checkpoint of the same model type and size?")
     model.load_state_dict(fitting, strict=False)
     _restore_exact_rotary_frequencies(model, fitting)
     return sorted({key.split(".")[0] for key in expected if key not in fitting})
 
 
-def _in_model_keys(model: nn.Module, state_dict: StateDict) -> StateDict:
-    """The checkpoint's tensors under the names this model gives them."""
-    state_dict = _renumber_empty_linear_slot(model, state_dict)
+def _with_shared_rotary(model: nn.Module, state_dict: StateDict) -> StateDict:
+    """The checkpoint, with every rotary-frequency name of the model present."""
     # rotary frequencies are constants shared by every attention of an axis: a checkpoint saved with
     # safetensors' save_model keeps them under one name only, so take the others from the model
     rotary = {key: value for key, value in model.state_dict().items() if key.endswith("rotary_embed.freqs")}
