@@ -4,6 +4,14 @@ from .band_split_model import BandSplitModel
 from .band_split_roformer import BandSplitRoformer
 from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
 from .bsrnn import BSRNN
+from .frame_transformer import (
+    PUBLISHED_V1,
+    FrameTransformer,
+    FrameTransformerConfig,
+    FrameTransformerV3,
+    FrameTransformerV3Config,
+)
 from .mel_band_roformer import MelBandRoformer
 
-__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "BSRNN", "DEFAULT_FREQS_PER_BANDS"]
+__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "BSRNN", "DEFAULT_FREQS_PER_BANDS",
+           "FrameTransformer", "FrameTransformerV3", "FrameTransformerConfig", "FrameTransformerV3Config", "PUBLISHED_V1"]

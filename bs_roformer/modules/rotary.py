@@ -7,11 +7,14 @@ read by one release is silently skipped by another), and it builds the angles in
 which loses whole radians at long sequences under bf16/fp16. Angles here are always float32.
 """
 
+from typing import Union
+
 import torch
 from rotary_embedding_torch import RotaryEmbedding
+from torch import nn
 
 
-def rotary_tables(rotary_embed: RotaryEmbedding, seq_len: int, device: torch.device) -> torch.Tensor:
+def rotary_tables(rotary_embed: Union[RotaryEmbedding, "RotaryFrequencies"], seq_len: int, device: torch.device) -> torch.Tensor:
     """exp(i * position * frequency): (seq_len, dim_head / 2) complex64, one frequency per feature pair."""
     positions = torch.arange(seq_len, device=device, dtype=torch.float32)
     angles = torch.outer(positions, rotary_embed.freqs.to(device=device, dtype=torch.float32))
@@ -30,3 +33,13 @@ def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
         pairs = pairs.contiguous()
     rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2)
     return rotated.to(x.dtype)
+
+
+class RotaryFrequencies(nn.Module):
+    """The frequencies of a rotary embedding as a persistent buffer `freqs` (dim / 2 values, one per feature
+    pair), as the frame-transformer's local copy of rotary-embedding-torch stores them: a buffer, not the
+    package's (frozen) parameter, so they are not counted among the parameters. Use with `rotary_tables`."""
+
+    def __init__(self, dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.register_buffer("freqs", 1.0 / theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))

@@ -110,3 +110,30 @@ class STFT(nn.Module):
 
         audio = torch.istft(torch.view_as_complex(spec.contiguous()), **self._kwargs(spec), length=length)
         return rearrange(audio, "(b n s) t -> b n s t", b=batch, n=stems).to(out_device)
+
+
+def reflect_indices(start: int, stop: int, length: int) -> torch.Tensor:
+    """Indices into a signal of `length` samples for positions start..stop-1, mirrored at both ends like
+    numpy's (and librosa < 0.9's) reflect padding, repeatedly for signals shorter than the padding."""
+    positions = torch.arange(start, stop)
+    if length == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (length - 1)
+    positions = positions.remainder(period)
+    return torch.where(positions < length, positions, period - positions)
+
+
+def tail_frames(n_fft: int, hop_length: int) -> int:
+    """Frames past a centred STFT's own (1 + length // hop) that make its overlap-add complete up to the last
+    sample: without them the last partial hop is covered by the tail of one window only (about 1e-11 of
+    it when hop = n_fft / 2), and its inverse is noise."""
+    return -(-n_fft // (2 * hop_length))
+
+
+def centred_stft(samples: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
+    """Frames of already centre-padded samples: (..., n_fft + hop * (frames - 1)) -> (..., n_fft // 2 + 1, frames)
+    complex, float32 at least."""
+    dtype = torch.promote_types(samples.dtype, torch.float32)
+    flat = samples.to(dtype).reshape(-1, samples.shape[-1])
+    spec = torch.stft(flat, n_fft, hop_length, window=window.to(flat), center=False, return_complex=True)
+    return spec.reshape(*samples.shape[:-1], *spec.shape[-2:])

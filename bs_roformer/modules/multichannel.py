@@ -1,0 +1,98 @@
+"""Multichannel layers of the frame-transformer: every channel of a (b, c, features, frames) spectrogram
+has its own position-wise linear map or layer-norm affine over its features (the frequency bins).
+
+Parameter names and shapes are those of carperbr/frame-transformer, so its checkpoints load unchanged.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultichannelLinear(nn.Module):
+    """Per-channel linear maps over features, then an optional mix across channels:
+    (b, in_channels, in_features, frames) -> (b, out_channels, out_features, frames).
+
+    positionwise: each channel's own (out_features, in_features) matrix (`weight_pw`); always present when
+        the feature count changes. depthwise: an (out_channels, in_channels) mix of the channels
+        (`weight_dw`); always present when the channel count changes. bias: a bias for each.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        in_features: int,
+        out_features: int,
+        positionwise: bool = True,
+        depthwise: bool = False,
+        bias: bool = False,
+    ):
+        super().__init__()
+        self.weight_pw = self.bias_pw = self.weight_dw = self.bias_dw = None
+        if in_features != out_features or positionwise:
+            self.weight_pw = _uniform(in_features, in_channels, out_features, in_features)
+            if bias:
+                self.bias_pw = _uniform(in_features, in_channels, out_features, 1)
+        if in_channels != out_channels or depthwise:
+            self.weight_dw = _uniform(in_channels, out_channels, in_channels)
+            if bias:
+                self.bias_dw = _uniform(in_channels, out_channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight_pw is not None:
+            x = torch.matmul(self.weight_pw, x)  # (c, o, i) @ (b, c, i, w) -> (b, c, o, w)
+            if self.bias_pw is not None:
+                x = x + self.bias_pw
+        if self.weight_dw is not None:
+            x = torch.einsum("b c f w, o c -> b o f w", x, self.weight_dw)
+            if self.bias_dw is not None:
+                x = x + self.bias_dw
+        return x
+
+
+def _uniform(fan_in: int, *shape: int) -> nn.Parameter:
+    bound = 1 / math.sqrt(fan_in)
+    return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
+
+
+def frame_layer_norm(x: torch.Tensor, eps: float, weight=None, bias=None) -> torch.Tensor:
+    """Layer norm over the features (frequency bins) of every frame: (b, c, features, frames), same shape.
+
+    weight and bias, if given, are (features,) affine parameters shared by the channels."""
+    return F.layer_norm(x.transpose(2, 3), x.shape[2:3], weight, bias, eps).transpose(2, 3)
+
+
+class FrameNorm(nn.Module):
+    """Layer norm over the features of every frame, one affine shared by the channels (V1):
+    (b, c, features, frames) -> same. Weights at `norm.weight`, `norm.bias` as in the reference."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return frame_layer_norm(x, self.norm.eps, self.norm.weight, self.norm.bias)
+
+
+class MultichannelLayerNorm(nn.Module):
+    """Layer norm over the features of every frame, with an affine of each channel's own (V3):
+    (b, channels, features, frames) -> same. weight, bias: (channels, 1, features); buffers of ones and
+    zeros when not `trainable`."""
+
+    def __init__(self, channels: int, features: int, eps: float = 1e-5, trainable: bool = True):
+        super().__init__()
+        self.eps = eps
+        weight, bias = torch.ones(channels, 1, features), torch.zeros(channels, 1, features)
+        if trainable:
+            self.weight, self.bias = nn.Parameter(weight), nn.Parameter(bias)
+        else:
+            self.register_buffer("weight", weight)
+            self.register_buffer("bias", bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normed = F.layer_norm(x.transpose(2, 3), x.shape[2:3], eps=self.eps)  # (b, c, frames, features)
+        return (normed * self.weight + self.bias).transpose(2, 3)
+
