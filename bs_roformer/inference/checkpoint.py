@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 
 from ..modules.bands import mel_band_membership
+from .frame_transformer_loading import infer_frame_transformer_config, is_frame_transformer
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -82,6 +83,8 @@ def assumed_hop(n_fft: int) -> int:
 
 def infer_config(state_dict: StateDict) -> Tuple[str, Dict[str, Any], List[str]]:
     """(model_type, constructor keywords, notes on what could not be inferred and was assumed)."""
+    if is_frame_transformer(state_dict):
+        return infer_frame_transformer_config(state_dict)
     keys = set(state_dict)
     shape = lambda key: tuple(state_dict[key].shape)  # noqa: E731
     if "band_split.to_features.0.1.weight" not in keys or not any(k.startswith("layers.0.") for k in keys):

@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-from ..models import BSRNN, BSRoformer, MelBandRoformer
+from ..models import BSRNN, BSRoformer, FrameTransformer, FrameTransformerV3, MelBandRoformer
 
 MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
+MODEL_TYPES.update(frame_transformer=FrameTransformer, frame_transformer_v3=FrameTransformerV3)
 
 # MSST model keywords that only pick a kernel or a debugging aid: the weights are the same without them
 IGNORED_MODEL_KEYS = {"sage_attention", "debug_visualize", "debug_visualize_dir", "debug_visualize_max_items"}

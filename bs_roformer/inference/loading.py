@@ -70,6 +70,7 @@ def load_model(
     model_type: Optional[str] = None,
     cache: Optional[PathLike] = None,
     progress: bool = True,
+    model_overrides: Optional[Dict[str, Any]] = None,
 ) -> LoadedModel:
     """Build a model and load its weights.
 
@@ -79,6 +80,8 @@ def load_model(
         checkpoint file is inspected to infer the architecture (what cannot be inferred is listed in notes).
     model_type: bs_roformer or mel_band_roformer, when the config does not say.
     cache: where registry checkpoints are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer).
+    model_overrides: model keywords replacing the config's or the inferred ones (e.g. a head count, which
+        the weights do not show).
     """
     model = DEFAULT_MODEL if model is None else model
     entry = None if Path(model).exists() else registered(str(model))
@@ -100,6 +103,7 @@ def load_model(
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
         parsed = read_config(config)
+    parsed["model"].update(model_overrides or {})
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
@@ -108,7 +112,8 @@ def load_model(
         model=network,
         model_type=kind,
         config=parsed,
-        stems=stem_names(parsed, network.num_stems),
+        # a model with fixed outputs names them itself (frame-transformer: vocals, instruments)
+        stems=list(getattr(network, "stem_names", None) or stem_names(parsed, network.num_stems)),
         source=source,
         notes=notes,
     )

@@ -24,7 +24,7 @@ from torch import nn
 from ..modules.frame_attention import MultichannelMultiheadAttention
 from ..modules.multichannel import FrameNorm, MultichannelLayerNorm, MultichannelLinear
 from ..modules.stft import centred_stft, reflect_indices, tail_frames
-from .band_split_model import BandSplitModel, check_positive_integers
+from .band_split_model import check_positive_integers
 
 # the reference's Separator: crops of 1024 frames with 512 frames of context on each side; its TTA averages
 # the masks of crops of these sizes, without context
@@ -44,7 +44,7 @@ class FrameTransformerConfig:
     n_fft: int = 2048  # STFT size; the network sees its n_fft / 2 lowest bins
     num_heads: int = 4  # attention heads (not visible in the weights)
     expansion: int = 4  # feed-forward width, times the features
-    hop_length: int = 1024  # STFT hop (not in the reference's constructor; its scripts' default)
+    hop_length: Optional[int] = None  # STFT hop; None: n_fft / 2 (the reference scripts' 1024 for 2048)
     sample_rate: int = 44100  # audio sample rate (not in the reference's constructor)
 
     @classmethod
@@ -97,10 +97,11 @@ class _FrameTransformerBase(nn.Module):
     # the inference code separates this family in crops of frames with context (inference/crops.py)
     crop_size, crop_padding, tta_crop_sizes = CROP_SIZE, CROP_PADDING, TTA_CROP_SIZES
 
-    def _init_audio(self, in_channels: int, out_channels: int, n_fft: int, hop_length: int, sample_rate: int) -> None:
+    def _init_audio(self, in_channels: int, out_channels: int, n_fft: int, hop_length: Optional[int], sample_rate: int) -> None:
+        hop_length = n_fft // 2 if hop_length is None else hop_length
         check_positive_integers(in_channels=in_channels, out_channels=out_channels, hop_length=hop_length)
-        if n_fft < 2 or n_fft % 2:
-            raise ValueError(f"n_fft must be even, got {n_fft}")
+        if n_fft < 2 or n_fft % 2 or hop_length > n_fft:
+            raise ValueError(f"n_fft must be even and hop_length at most n_fft; got {n_fft} and {hop_length}")
         self.max_bin = n_fft // 2
         self.output_bin = n_fft // 2 + 1
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -145,8 +146,7 @@ class _FrameTransformerBase(nn.Module):
         target: (b, 2, s, t) [vocals, instruments], or (b, s, t) vocals (instruments = mix - vocals).
         Each item is normalised by its own maximum; the separator normalises by the whole track's.
         """
-        # the shared input checks of every model (channels, dtype, at least one STFT window)
-        audio = BandSplitModel._check_audio(self, raw_audio)
+        audio = self._check_audio(raw_audio)
         length = audio.shape[-1]
         own_frames = 1 + length // self.stft_hop_length
         spec = self.spectrogram(audio, tail_frames(self.stft_n_fft, self.stft_hop_length))
@@ -165,6 +165,18 @@ class _FrameTransformerBase(nn.Module):
         window = self.window.to(flat.real)
         waves = torch.istft(flat, self.stft_n_fft, self.stft_hop_length, window=window, length=length)
         return rearrange(waves, "(b n s) t -> b n s t", b=audio.shape[0], n=2)
+
+    def _check_audio(self, raw_audio: torch.Tensor) -> torch.Tensor:
+        """(b, t) or (b, s, t) floating-point audio as (b, s, t); any length (short audio is reflect-padded)."""
+        if not torch.is_tensor(raw_audio) or not raw_audio.is_floating_point():
+            raise TypeError(f"audio must be a floating-point tensor (batch, channels, time), got {getattr(raw_audio, 'dtype', type(raw_audio))}")
+        audio = raw_audio[:, None] if raw_audio.ndim == 2 else raw_audio
+        if audio.ndim != 3 or audio.shape[1] != self.audio_channels or audio.shape[-1] == 0:
+            raise ValueError(
+                f"this model expects audio of shape (batch, {self.audio_channels}, time) with time > 0"
+                f"{' or (batch, time)' if self.audio_channels == 1 else ''}; got {tuple(raw_audio.shape)}"
+            )
+        return audio
 
     def _instrumental_target(self, target: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         if not torch.is_tensor(target) or not target.is_floating_point():
@@ -312,7 +324,7 @@ class FrameTransformer(_FrameTransformerBase):
         num_heads: int = 4,
         expansion: int = 4,
         *,
-        hop_length: int = 1024,
+        hop_length: Optional[int] = None,
         sample_rate: int = 44100,
     ):
         super().__init__()
@@ -410,7 +422,7 @@ class FrameTransformerV3(_FrameTransformerBase):
         repeats: int = 1,
         num_embeddings: int = 1024,
         *,
-        hop_length: int = 1024,
+        hop_length: Optional[int] = None,
         sample_rate: int = 44100,
     ):
         super().__init__()

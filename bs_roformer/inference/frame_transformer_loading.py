@@ -1,0 +1,56 @@
+"""Recognising a frame-transformer checkpoint (V1 or V3) and reading its architecture from the tensors.
+
+What the weights show: input and output channels, the first level's channels, the feed-forward expansion,
+the STFT size (from the bins a norm covers), the number of V3 layers, and the version (which keys exist).
+What they do not show is listed in the notes and assumed: the head count (V1: the published 8; V3:
+train3.py's 16), the hop (n_fft / 2: 1024 for 2048) and the sample rate (44100), the reference scripts'. A YAML config
+or `load_model(..., model_overrides={"num_heads": 4})` overrides them.
+"""
+
+import re
+from typing import Any, Dict, List, Mapping, Tuple
+
+import torch
+
+from ..models.frame_transformer import PUBLISHED_V1, TRAIN3_V3
+
+V1_KEY, V3_KEY = "enc0_transformer.embed.weight", "transformer.0.attn.q_proj.weight_dw"
+MODEL_TYPE_V1, MODEL_TYPE_V3 = "frame_transformer", "frame_transformer_v3"
+
+
+def is_frame_transformer(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return V1_KEY in state_dict or (V3_KEY in state_dict and "embed.weight" in state_dict)
+
+
+def infer_frame_transformer_config(state_dict: Mapping[str, torch.Tensor]) -> Tuple[str, Dict[str, Any], List[str]]:
+    """(model_type, constructor keywords, notes on what was assumed) of a frame-transformer state dict."""
+    shape = lambda key: tuple(state_dict[key].shape)  # noqa: E731
+    if V1_KEY in state_dict:
+        model_type, preset = MODEL_TYPE_V1, PUBLISHED_V1
+        max_bin = shape("enc0_transformer.norm1.norm.weight")[0]
+        kwargs: Dict[str, Any] = dict(
+            in_channels=shape(V1_KEY)[1],
+            out_channels=shape("out")[0],
+            channels=shape("enc1.body.0.conv1.weight")[0],
+            expansion=shape("enc0_transformer.conv1.weight_pw")[1] // max_bin,
+        )
+    else:
+        model_type, preset = MODEL_TYPE_V3, TRAIN3_V3
+        channels, in_channels = shape("embed.weight")[:2]
+        max_bin = shape("transformer.0.norm1.weight")[-1]
+        layers = {int(m.group(1)) for key in state_dict if (m := re.match(r"transformer\.(\d+)\.", key))}
+        kwargs = dict(
+            in_channels=in_channels,
+            out_channels=shape("out.weight")[0],
+            channels=channels,
+            expansion=shape("transformer.0.conv1.weight")[0] // channels,
+            num_layers=len(layers),
+        )
+    kwargs.update(n_fft=2 * max_bin, num_heads=preset.num_heads, hop_length=max_bin, sample_rate=preset.sample_rate)
+    source = "the published V1 checkpoint's" if model_type == MODEL_TYPE_V1 else "train3.py's default"
+    notes = [
+        f"num_heads={preset.num_heads} assumed ({source}; the head count does not show in the weights): "
+        "if yours differs, pass a config or model_overrides={'num_heads': N}",
+        f"hop_length={max_bin} (n_fft / 2) and sample_rate={preset.sample_rate} assumed (the reference scripts'; not in the weights)",
+    ]
+    return model_type, kwargs, notes
