@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from . import audio_io
 from .lossless import complement_name, distribute_residual, receiving_stems
+from .crops import CropScheme
 from .loading import LoadedModel, load_model
 from .overlap_add import ChunkLayout, overlap_add
 from .streams import BlockSource, aligned, resampled, resampled_length, split
@@ -112,6 +113,8 @@ class Separator:
         if chunk_size < minimum:
             raise ValueError(f"chunk size {chunk_size} is shorter than the model's STFT window ({minimum} samples)")
         self.layout = ChunkLayout.from_overlap(chunk_size, num_overlap or self.loaded.num_overlap)
+        # models that mask magnitude crops (frame-transformer) are separated in crops of frames instead
+        self.crops = CropScheme.of(self.model, tta)
 
     @property
     def stems(self) -> List[str]:
@@ -198,11 +201,13 @@ class Separator:
     ) -> Tuple[List[str], Iterator[torch.Tensor]]:
         """Output names, and the (names, channels, n) blocks of a mix stream of `length` samples at `rate`."""
         stats = Normalization.of(mix()) if self.normalize else None
-        passes = 2 if lossless and len(self.stems) > 1 else 1
+        passes = 2 if lossless and len(self.stems) > 1 and self.crops is None else 1
         progress = self._progress(length, rate, passes)
-        stems = self._separated(mix(), rate, length, stats, progress)
+        stems = self._separated(mix(), rate, length, stats, progress, again=mix)
 
-        if lossless and len(self.stems) == 1:
+        if lossless and self.crops is not None:  # complementary masks: the last stem is the mix minus the first
+            stems = (torch.cat([s[:-1], (m - s[0])[None]]) for m, s in aligned(mix(), stems))
+        elif lossless and len(self.stems) == 1:
             stems = (torch.cat([s, (m - s[0])[None]]) for m, s in aligned(mix(), stems))
         elif lossless:
             for_residual, for_output = itertools.tee(stems)
@@ -218,15 +223,19 @@ class Separator:
             stems = (torch.cat([s, (m - s[target])[None]]) for m, s in aligned(mix(), stems))
         return names, _closing(stems, progress)
 
-    def _separated(self, blocks, rate: int, length: int, stats: Optional[Normalization], progress) -> Iterator[torch.Tensor]:
-        """The model's stems (n, channels, t) of a (channels, t) stream, at the stream's rate and channels."""
+    def _separated(
+        self, blocks, rate: int, length: int, stats: Optional[Normalization], progress, again: Optional[BlockSource] = None
+    ) -> Iterator[torch.Tensor]:
+        """The model's stems (n, channels, t) of a (channels, t) stream, at the stream's rate and channels.
+        again: the same stream from its start, for schemes that read it twice."""
         model_rate = self.sample_rate
-        model_channels = self.loaded.audio_channels
-        if stats is not None:
-            blocks = ((block - stats.mean) / stats.std for block in blocks)
-        blocks, channels = _channels_for_model(blocks, model_channels)
-        blocks = resampled(blocks, rate, model_rate, resampled_length(length, rate, model_rate))
-        stems = overlap_add(blocks, self._separate_chunks, self.layout, self.batch_size, on_chunk=progress.update)
+        blocks, channels = self._for_model(blocks, rate, length, stats)
+        if self.crops is not None:
+            rescan = lambda: self._for_model(again(), rate, length, stats)[0]  # noqa: E731
+            model_length = resampled_length(length, rate, model_rate)
+            stems = self.crops.separate(blocks, rescan, model_length, self._crop_masks, self.batch_size, progress.update)
+        else:
+            stems = overlap_add(blocks, self._separate_chunks, self.layout, self.batch_size, on_chunk=progress.update)
         count = len(self.stems)
         flat = (stem.reshape(-1, stem.shape[-1]) for stem in stems)
         for block in resampled(flat, model_rate, rate, length):
@@ -234,6 +243,22 @@ class Separator:
             if channels == 1 and block.shape[1] == 2:
                 block = block.mean(dim=1, keepdim=True)  # dual mono back to mono
             yield block if stats is None else block * stats.std + stats.mean
+
+    def _for_model(self, blocks, rate: int, length: int, stats: Optional[Normalization]):
+        """The stream as the model takes it (normalised, its channels, its rate), and the stream's channels."""
+        if stats is not None:
+            blocks = ((block - stats.mean) / stats.std for block in blocks)
+        blocks, channels = _channels_for_model(blocks, self.loaded.audio_channels)
+        return resampled(blocks, rate, self.sample_rate, resampled_length(length, rate, self.sample_rate)), channels
+
+    def _crop_masks(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """(b, channels, bins, frames) -> (b, stems, channels, bins, frames) masks; a mono model masks each channel."""
+        batch, channels = magnitude.shape[:2]
+        mono = self.loaded.audio_channels == 1 and channels == 2
+        magnitude = magnitude.to(self.device).flatten(0, 1)[:, None] if mono else magnitude.to(self.device)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            masks = self.model.crop_masks(magnitude)
+        return masks.unflatten(0, (batch, 2)).squeeze(3).transpose(1, 2) if mono else masks
 
     def _separate_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
         """(b, channels, chunk) -> (b, stems, channels, chunk), with TTA if asked."""
@@ -262,7 +287,8 @@ class Separator:
         return estimates
 
     def _progress(self, length: int, rate: int, passes: int):
-        chunks = self.layout.num_chunks(resampled_length(length, rate, self.sample_rate)) * passes
+        model_length = resampled_length(length, rate, self.sample_rate)
+        chunks = (self.crops.num_crops(model_length) if self.crops else self.layout.num_chunks(model_length)) * passes
         return tqdm(total=chunks, unit="chunk", desc="separating", leave=False, disable=not self.progress)
 
 

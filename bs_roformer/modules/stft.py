@@ -124,10 +124,12 @@ def reflect_indices(start: int, stop: int, length: int) -> torch.Tensor:
 
 
 def tail_frames(n_fft: int, hop_length: int) -> int:
-    """Frames past a centred STFT's own (1 + length // hop) that make its overlap-add complete up to the last
-    sample: without them the last partial hop is covered by the tail of one window only (about 1e-11 of
-    it when hop = n_fft / 2), and its inverse is noise."""
-    return -(-n_fft // (2 * hop_length))
+    """Frames to add past a centred STFT's own (1 + length // hop) so that its overlap-add covers the last
+    partial hop with two windows: with hop >= n_fft / 2 only the tail of the last window reaches there
+    (about 1e-11 of it at hop = n_fft / 2), and the inverse is noise. The added frame starts where the
+    own frames' complete overlap ends, so it changes nothing before; with hop <= n_fft / 4 the own frames
+    cover the end well and none is added."""
+    return 1 if 2 * hop_length >= n_fft else 0
 
 
 def centred_stft(samples: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor) -> torch.Tensor:
