@@ -1,12 +1,15 @@
 """Recognising a frame-transformer checkpoint (V1 or V3) and reading its architecture from the tensors.
 
 What the weights show: input and output channels, the first level's channels, the feed-forward expansion,
-the STFT size (from the bins a norm covers), the number of V3 layers, and the version (which keys exist).
-What they do not show is listed in the notes and assumed: the head count (V1: the published 8; V3:
-train3.py's 16), the hop (n_fft / 2: 1024 for 2048) and the sample rate (44100), the reference scripts'. A YAML config
+the STFT size (from the bins a norm covers), the number of V3 layers, the version (which keys exist), and
+the head count, through the length of the rotary frequency buffers (head width / 2) that the reference
+saves. What they do not show is listed in the notes and assumed: the hop (n_fft / 2: 1024 for 2048) and
+the sample rate (44100), the reference scripts'; and the head count when the rotary buffers are missing
+(V1: the published 8; V3: train3.py's 16). A YAML config
 or `load_model(..., model_overrides={"num_heads": 4})` overrides them.
 """
 
+import math
 import re
 from typing import Any, Dict, List, Mapping, Tuple
 
@@ -46,11 +49,28 @@ def infer_frame_transformer_config(state_dict: Mapping[str, torch.Tensor]) -> Tu
             expansion=shape("transformer.0.conv1.weight")[0] // channels,
             num_layers=len(layers),
         )
-    kwargs.update(n_fft=2 * max_bin, num_heads=preset.num_heads, hop_length=max_bin, sample_rate=preset.sample_rate)
-    source = "the published V1 checkpoint's" if model_type == MODEL_TYPE_V1 else "train3.py's default"
-    notes = [
-        f"num_heads={preset.num_heads} assumed ({source}; the head count does not show in the weights): "
-        "if yours differs, pass a config or model_overrides={'num_heads': N}",
+    rotary = "enc0_transformer.attn" if model_type == MODEL_TYPE_V1 else "transformer.0.attn"
+    heads = _heads_from_rotary(state_dict.get(f"{rotary}.rotary_embedding.freqs"), max_bin)
+    notes = []
+    if heads is None:
+        # heads must divide the features of every attention: V1's deepest level has n_fft / 64
+        heads = math.gcd(preset.num_heads, max_bin // 32 if model_type == MODEL_TYPE_V1 else max_bin)
+        source = "the published V1 checkpoint's" if model_type == MODEL_TYPE_V1 else "train3.py's default"
+        fitted = "" if heads == preset.num_heads else f", the largest divisor of {preset.num_heads} that fits this STFT size"
+        notes.append(
+            f"num_heads={heads} assumed ({source}{fitted}; without rotary buffers the head count does not show in "
+            "the weights): if yours differs, pass a config or model_overrides={'num_heads': N}"
+        )
+    kwargs.update(n_fft=2 * max_bin, num_heads=heads, hop_length=max_bin, sample_rate=preset.sample_rate)
+    notes += [
         f"hop_length={max_bin} (n_fft / 2) and sample_rate={preset.sample_rate} assumed (the reference scripts'; not in the weights)",
     ]
     return model_type, kwargs, notes
+
+
+def _heads_from_rotary(freqs, features: int):
+    """The head count whose head width has len(freqs) rotated pairs (an odd width leaves one feature), or None."""
+    if freqs is None:
+        return None
+    pairs = freqs.shape[0]
+    return next((features // width for width in (2 * pairs, 2 * pairs + 1) if width and features % width == 0), None)

@@ -15,6 +15,8 @@ from .config import chunk_size_of, model_from_config, model_type_of, read_config
 from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
 
 PathLike = Union[str, Path]
+# rotary-frequency constants: rotary-embedding-torch's (RoFormers) and frame-transformer's own buffers
+ROTARY_KEYS = ("rotary_embed.freqs", "rotary_embedding.freqs")
 
 
 @dataclass
@@ -156,7 +158,7 @@ def _with_shared_rotary(model: nn.Module, state_dict: StateDict) -> StateDict:
     """The checkpoint, with every rotary-frequency name of the model present."""
     # rotary frequencies are constants shared by every attention of an axis: a checkpoint saved with
     # safetensors' save_model keeps them under one name only, so take the others from the model
-    rotary = {key: value for key, value in model.state_dict().items() if key.endswith("rotary_embed.freqs")}
+    rotary = {key: value for key, value in model.state_dict().items() if key.endswith(ROTARY_KEYS)}
     return {**rotary, **state_dict}
 
 

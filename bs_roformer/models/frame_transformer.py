@@ -72,9 +72,9 @@ class FrameTransformerV3Config(FrameTransformerConfig):
 
 
 # the settings of the published V1 checkpoint (`local.87.model.pth`, inference_thin2.py's defaults)
-PUBLISHED_V1 = FrameTransformerConfig(channels=8, num_heads=8, expansion=24, dropout=0.1, n_fft=2048)
+PUBLISHED_V1 = FrameTransformerConfig(channels=8, num_heads=8, expansion=24, dropout=0.1, n_fft=2048, hop_length=1024)
 # train3.py's defaults for V3 (no V3 checkpoint was published)
-TRAIN3_V3 = FrameTransformerV3Config(channels=8, num_heads=16, expansion=4, num_layers=8, dropout=0.1, n_fft=2048)
+TRAIN3_V3 = FrameTransformerV3Config(channels=8, num_heads=16, expansion=4, num_layers=8, dropout=0.1, n_fft=2048, hop_length=1024)
 
 
 class SquaredReLU(nn.Module):
@@ -334,7 +334,7 @@ class FrameTransformer(_FrameTransformerBase):
         self._init_audio(in_channels, out_channels, n_fft, hop_length, sample_rate)
         self.config = FrameTransformerConfig(
             in_channels=in_channels, out_channels=out_channels, channels=channels, dropout=dropout, n_fft=n_fft,
-            num_heads=num_heads, expansion=expansion, hop_length=hop_length, sample_rate=sample_rate,
+            num_heads=num_heads, expansion=expansion, hop_length=self.stft_hop_length, sample_rate=sample_rate,
         )
         max_bin = self.max_bin
         transformer = dict(dropout=dropout, expansion=expansion, num_heads=num_heads)
@@ -430,7 +430,7 @@ class FrameTransformerV3(_FrameTransformerBase):
         self._init_audio(in_channels, out_channels, n_fft, hop_length, sample_rate)
         self.config = FrameTransformerV3Config(
             in_channels=in_channels, out_channels=out_channels, channels=channels, dropout=dropout, n_fft=n_fft,
-            num_heads=num_heads, expansion=expansion, hop_length=hop_length, sample_rate=sample_rate,
+            num_heads=num_heads, expansion=expansion, hop_length=self.stft_hop_length, sample_rate=sample_rate,
             num_layers=num_layers, repeats=repeats, num_embeddings=num_embeddings,
         )
         self.channels, self.repeats = channels, repeats
