@@ -93,6 +93,8 @@ class _FrameTransformerBase(nn.Module):
 
     stem_names = ("vocals", "instruments")
     num_stems = 2
+    # what training needs of a dataset's stems: the vocals (the instrumental is the rest of the mix)
+    target_stems = ("vocals",)
     match_input_audio_length = True
     # the inference code separates this family in crops of frames with context (inference/crops.py)
     crop_size, crop_padding, tta_crop_sizes = CROP_SIZE, CROP_PADDING, TTA_CROP_SIZES

@@ -92,7 +92,8 @@ class Trainer:
         torch.manual_seed(self.settings.seed)
         self.model_type = model_type_of(self.config)
         self.model = model_from_config(self.config, self.model_type).to(self.device)
-        self.stems = stem_names(self.config, self.model.num_stems)
+        # the stems the loss compares with: the outputs, or fewer (frame-transformer: the vocals; the rest is the instrumental)
+        self.stems = list(getattr(self.model, "target_stems", None) or stem_names(self.config, self.model.num_stems))
         self.instruments = [str(name) for name in self.config["training"].get("instruments") or self.stems]
         missing = [stem for stem in self.stems if stem not in self.instruments]
         if missing:
@@ -176,7 +177,7 @@ class Trainer:
         for micro_step in range(accumulation):
             mixture, stems = (tensor.to(self.device) for tensor in next(batches))
             target = stems[:, self.target_indices]
-            target = target[:, 0] if self.model.num_stems == 1 else target
+            target = target[:, 0] if len(self.stems) == 1 else target
             # DDP averages gradients only on the last micro-batch of an accumulated step
             sync = self.trained.no_sync() if self.processes.distributed and micro_step < accumulation - 1 else nullcontext()
             with sync:
@@ -237,7 +238,8 @@ class Trainer:
         if self.valid_root is None:
             return None
         model = self.ema.module if self.ema is not None else self.model
-        loaded = LoadedModel(model=model, model_type=self.model_type, config=self.config, stems=self.stems, source="training")
+        outputs = list(getattr(model, "stem_names", None) or self.stems)
+        loaded = LoadedModel(model=model, model_type=self.model_type, config=self.config, stems=outputs, source="training")
         separator = Separator(loaded, device=str(self.device))
         tracks = FullTrackDataset(find_tracks(self.valid_root, self.instruments), self.instruments, channels=model.audio_channels)
         per_stem: Dict[str, List[float]] = {stem: [] for stem in self.stems}
