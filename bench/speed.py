@@ -3,6 +3,7 @@
     python bench/speed.py              # configurations A, M, C and the training step (~25 min on 2 cores)
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
     python bench/speed.py --only A C   # a subset
+    python bench/speed.py --only V1    # frame-transformer V1 at the published size against its reference files
 
 Both implementations get the same weights and input. Times are the median of --runs runs after one
 warm-up, alternating ours and upstream, with 2 threads. Peak memory is the peak RSS of a fresh process that
@@ -32,18 +33,52 @@ CONFIGS = {
     "M": ("mel", dict(dim=384, depth=6, num_bands=60, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 352800, False),
     "C": ("bs", dict(dim=128, depth=4, stereo=True), 1, 131072, False),
     "C-train": ("bs", dict(dim=128, depth=4, stereo=True), 2, 131072, True),
+    # the published frame-transformer V1 (206 M parameters) on the magnitudes of a 30 s stereo track
+    "V1": ("ft", dict(channels=8, num_heads=8, expansion=24, n_fft=2048), 1, 30 * 44100, False),
 }
 QUICK = {
     "A": ("bs", dict(dim=32, depth=1, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "M": ("mel", dict(dim=32, depth=1, num_bands=16, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "C-train": ("bs", dict(dim=32, depth=1, stereo=True), 2, 16384, True),
+    "V1": ("ft", dict(channels=2, num_heads=2, expansion=2, n_fft=256), 1, 44100, False),
 }
 # our settings that compute what upstream 0.5.1 computes
 AS_UPSTREAM = {"bs": dict(value_residual=True, zero_dc=False, match_input_audio_length=False), "mel": dict(zero_dc=False)}
 
 
+class OnMagnitudes(torch.nn.Module):
+    """A frame-transformer network (the reference's forward, or our mask_logits) on the scaled magnitudes of
+    (b, 2, t) audio, so it runs where the band-split models run; the STFT is the same for both."""
+
+    def __init__(self, network, method: str, n_fft: int):
+        super().__init__()
+        self.network, self.method, self.n_fft = network, method, n_fft
+
+    def forward(self, audio):
+        window = torch.hann_window(self.n_fft)
+        spec = torch.stft(audio.flatten(0, 1), self.n_fft, self.n_fft // 2, window=window, return_complex=True)
+        magnitude = spec.abs().unflatten(0, audio.shape[:2])[:, :, : self.n_fft // 2]
+        return getattr(self.network, self.method)(magnitude / magnitude.amax())
+
+
+def build_frame_transformer(implementation: str, kwargs: dict, state_dict=None):
+    import frame_transformer_reference
+    from bs_roformer import FrameTransformer
+
+    if implementation == "upstream":
+        network = frame_transformer_reference.frame_transformer().V1(**kwargs, dropout=0.0)
+        return OnMagnitudes(network, "__call__", kwargs["n_fft"])  # the reference overrides __call__, not forward
+    wrapped = OnMagnitudes(FrameTransformer(**kwargs, dropout=0.0), "mask_logits", kwargs["n_fft"])
+    if state_dict is not None:
+        wrapped.load_state_dict(state_dict, strict=True)
+    return wrapped
+
+
 def build(implementation: str, model: str, kwargs: dict, state_dict=None):
-    """One implementation with dropout off; ours loads the given (upstream) weights strictly."""
+    """One implementation with dropout off; ours loads the given (upstream) weights strictly. "upstream" is
+    upstream bs-roformer 0.5.1, or for the frame-transformer its reference files."""
+    if model == "ft":
+        return build_frame_transformer(implementation, kwargs, state_dict)
     kwargs = dict(kwargs, attn_dropout=0.0, ff_dropout=0.0)
     if model == "mel":
         kwargs["linear_transformer_depth"] = 0
