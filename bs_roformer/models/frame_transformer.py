@@ -14,7 +14,7 @@ Names, shapes and order of the state dict are the reference's, so its checkpoint
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
@@ -99,19 +99,25 @@ class _FrameTransformerBase(nn.Module):
     # the inference code separates this family in crops of frames with context (inference/crops.py)
     crop_size, crop_padding, tta_crop_sizes = CROP_SIZE, CROP_PADDING, TTA_CROP_SIZES
 
-    def _init_audio(self, in_channels: int, out_channels: int, n_fft: int, hop_length: Optional[int], sample_rate: int) -> None:
-        hop_length = n_fft // 2 if hop_length is None else hop_length
-        check_positive_integers(in_channels=in_channels, out_channels=out_channels, hop_length=hop_length)
-        if n_fft < 2 or n_fft % 2 or hop_length > n_fft:
-            raise ValueError(f"n_fft must be even and hop_length at most n_fft; got {n_fft} and {hop_length}")
-        self.max_bin = n_fft // 2
-        self.output_bin = n_fft // 2 + 1
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.audio_channels = in_channels
-        self.stereo = in_channels == 2
-        self.sample_rate = sample_rate
-        self.stft_n_fft, self.stft_hop_length = n_fft, hop_length
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+    def _init_settings(self, values: Mapping[str, Any]) -> None:
+        """Check and keep the constructor's keywords (`values`: its locals) as `self.config`, hop resolved."""
+        config = self.config_class(**{field.name: values[field.name] for field in fields(self.config_class)})
+        config = replace(config, hop_length=config.n_fft // 2 if config.hop_length is None else config.hop_length)
+        check_positive_integers(
+            in_channels=config.in_channels, out_channels=config.out_channels, channels=config.channels,
+            num_heads=config.num_heads, expansion=config.expansion, hop_length=config.hop_length,
+        )
+        if config.n_fft < 2 or config.n_fft % 2 or config.hop_length > config.n_fft:
+            raise ValueError(f"n_fft must be even and hop_length at most n_fft; got {config.n_fft} and {config.hop_length}")
+        self.config = config
+        self.max_bin = config.n_fft // 2
+        self.output_bin = config.n_fft // 2 + 1
+        self.in_channels, self.out_channels = config.in_channels, config.out_channels
+        self.audio_channels = config.in_channels
+        self.stereo = config.in_channels == 2
+        self.sample_rate = config.sample_rate
+        self.stft_n_fft, self.stft_hop_length = config.n_fft, config.hop_length
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
 
     def mask_logits(self, magnitude: torch.Tensor) -> torch.Tensor:
         """(b, in_channels, n_fft / 2, frames) normalised magnitudes -> (b, out_channels, n_fft / 2, frames)
@@ -330,14 +336,9 @@ class FrameTransformer(_FrameTransformerBase):
         sample_rate: int = 44100,
     ):
         super().__init__()
-        check_positive_integers(channels=channels, num_heads=num_heads, expansion=expansion)
         if n_fft < 64 or n_fft % 64:
             raise ValueError(f"n_fft must be a multiple of 64 (the V1 U-Net halves n_fft / 2 five times), got {n_fft}")
-        self._init_audio(in_channels, out_channels, n_fft, hop_length, sample_rate)
-        self.config = FrameTransformerConfig(
-            in_channels=in_channels, out_channels=out_channels, channels=channels, dropout=dropout, n_fft=n_fft,
-            num_heads=num_heads, expansion=expansion, hop_length=self.stft_hop_length, sample_rate=sample_rate,
-        )
+        self._init_settings(locals())
         max_bin = self.max_bin
         transformer = dict(dropout=dropout, expansion=expansion, num_heads=num_heads)
         widths = [channels * width for width in LEVEL_WIDTHS]
@@ -428,13 +429,8 @@ class FrameTransformerV3(_FrameTransformerBase):
         sample_rate: int = 44100,
     ):
         super().__init__()
-        check_positive_integers(channels=channels, num_heads=num_heads, expansion=expansion, num_layers=num_layers)
-        self._init_audio(in_channels, out_channels, n_fft, hop_length, sample_rate)
-        self.config = FrameTransformerV3Config(
-            in_channels=in_channels, out_channels=out_channels, channels=channels, dropout=dropout, n_fft=n_fft,
-            num_heads=num_heads, expansion=expansion, hop_length=self.stft_hop_length, sample_rate=sample_rate,
-            num_layers=num_layers, repeats=repeats, num_embeddings=num_embeddings,
-        )
+        check_positive_integers(num_layers=num_layers)
+        self._init_settings(locals())
         self.channels, self.repeats = channels, repeats
         self.embed = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1, bias=False)
         self.transformer = nn.ModuleList([
