@@ -154,6 +154,19 @@ def test_streamed_crops_equal_one_block_and_lossless_sums_exactly():
     assert float((stems["vocals"] + stems["instruments"] - mix[:1]).abs().max()) < 1e-6
 
 
+def test_mono_model_separates_each_channel_of_a_stereo_mix():
+    torch.manual_seed(0)
+    model = FrameTransformer(in_channels=1, out_channels=1, channels=2, num_heads=2, expansion=2, n_fft=128).eval()
+    config = read_config({"model": model.config.to_msst(), "training": {"model_type": "frame_transformer"}})
+    loaded = LoadedModel(model=model, model_type="frame_transformer", config=config, stems=["vocals", "instruments"], source="test")
+    mix = torch.randn(2, 6000) * torch.tensor([[1.0], [0.3]])  # the left channel holds the track's largest magnitude
+    stems = Separator(loaded, device="cpu").separate_tensor(mix)
+    left = Separator(loaded, device="cpu").separate_tensor(mix[:1])  # so it is scaled alone as in the pair
+    assert stems["vocals"].shape == (2, 6000)
+    assert float((stems["vocals"] + stems["instruments"] - mix).abs().max()) < 1e-5
+    assert relative_difference(stems["vocals"][:1], left["vocals"]) < 1e-5
+
+
 def test_silence_gives_silent_stems():
     model = FrameTransformer(channels=2, num_heads=1, expansion=2, n_fft=128).eval()
     with torch.no_grad():

@@ -157,8 +157,8 @@ def separate_in_crops(
         first, last = max(0, start - context), min(total, stop + context)
         spec = stream.frames(first, last)
         magnitude = spec.abs() / scale
-        masks = [_layout_masks(magnitude, first, start, stop, layout, masks_of, batch_size, on_crop) for layout in layouts]
-        mask = torch.stack(masks).mean(dim=0) if len(masks) > 1 else masks[0]
+        mask = sum(_layout_masks(magnitude, first, start, stop, layout, masks_of, batch_size, on_crop) for layout in layouts)
+        mask = mask / len(layouts) if len(layouts) > 1 else mask
         yield from inverse.push(mask * spec[:, :, start - first : stop - first])
     extra = tail_frames(n_fft, hop_length)
     if extra:

@@ -20,8 +20,8 @@ import torch
 from tqdm import tqdm
 
 from . import audio_io
-from .lossless import complement_name, distribute_residual, receiving_stems
 from .crops import CropScheme
+from .lossless import complement_name, distribute_residual, receiving_stems
 from .loading import LoadedModel, load_model
 from .overlap_add import ChunkLayout, overlap_add
 from .streams import BlockSource, aligned, resampled, resampled_length, split
