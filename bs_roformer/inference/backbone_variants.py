@@ -9,7 +9,7 @@ conventions its checkpoint's lineage implies with `with_lineage_conventions`.
 
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Dict, FrozenSet, List, Tuple
 
 import torch
@@ -78,20 +78,30 @@ def _backbone_families(model: nn.Module) -> FrozenSet[str]:
 @lru_cache(maxsize=1)
 def known_variants() -> Dict[str, FrozenSet[str]]:
     """Variant name -> the key families of its band split and backbone (from tiny models of each)."""
-    from ..models import BSConformer, BSRoformer, MelBandConformer, MelBandRoformer
+    from ..models import BandSplitRoformer
+    from ..models.band_split_model import band_layout_for
+    from ..models.bs_conformer import conformer_stack
+    from ..modules.band_schemas import contiguous_bands
 
-    tiny = dict(dim=8, depth=2, heads=1, dim_head=8, time_transformer_depth=1, freq_transformer_depth=1,
-                linear_transformer_depth=1, stft_n_fft=64, stft_win_length=64)
-    bands = dict(freqs_per_bands=(16, 17))
-    conformer = dict(dim=8, depth=2, heads=1, dim_head=8, linear_conformer_depth=1, stft_n_fft=64, stft_win_length=64)
+    def tiny(mel: bool = False, conformer: bool = False, **options) -> nn.Module:
+        # Mel models as BS ones with the Mel norms: the same key families, without a mel filter bank (librosa)
+        if conformer:
+            options.update(sequence_model=conformer_stack(2, 2, 3), final_norm=not mel)
+        return BandSplitRoformer(
+            8, depth=2, bands=band_layout_for(partial(contiguous_bands, (16, 17), 64, 44100), 1, 64, None),
+            norm_each_transformer=mel and not conformer, attn_dropout=0.0, ff_dropout=0.0, heads=1, dim_head=8,
+            time_transformer_depth=1, freq_transformer_depth=1, linear_transformer_depth=1,
+            mask_estimator_hidden_layers=1, match_input_audio_length=False, stft_n_fft=64, stft_win_length=64, **options,
+        )
+
     builds = {
-        "bs_roformer": lambda: BSRoformer(**tiny, **bands),
-        "mel_band_roformer": lambda: MelBandRoformer(**tiny, num_bands=4, sample_rate=8000),
-        "bs_roformer with value residual (bs-roformer 0.5.1)": lambda: BSRoformer(**tiny, **bands, value_residual=True),
-        "bs_roformer with PoPE attention (use_pope)": lambda: BSRoformer(**tiny, **bands, use_pope=True),
-        "bs_roformer with shared attention biases (use_shared_bias)": lambda: BSRoformer(**tiny, **bands, use_shared_bias=True),
-        "bs_conformer": lambda: BSConformer(**conformer, **bands, conv_kernel_size=3),
-        "mel_band_conformer": lambda: MelBandConformer(**conformer, num_bands=4, sample_rate=8000, conv_kernel_size=3),
+        "bs_roformer": lambda: tiny(),
+        "mel_band_roformer": lambda: tiny(mel=True),
+        "bs_roformer with value residual (bs-roformer 0.5.1)": lambda: tiny(value_residual=True),
+        "bs_roformer with PoPE attention (use_pope)": lambda: tiny(use_pope=True),
+        "bs_roformer with shared attention biases (use_shared_bias)": lambda: tiny(use_shared_bias=True),
+        "bs_conformer": lambda: tiny(conformer=True),
+        "mel_band_conformer": lambda: tiny(mel=True, conformer=True),
     }
     return {name: _backbone_families(build()) for name, build in builds.items()}
 

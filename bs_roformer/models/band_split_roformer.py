@@ -20,7 +20,9 @@ class BandSplitRoformer(BandSplitModel):
     linear_flash_attn (the same for the linear layers; defaults to flash_attn), value_residual,
     skip_connection, use_pope (polar instead of rotary positions: MSST's "BS PolarFormer"), use_shared_bias
     (one qkv bias and one output bias, parameters `shared_qkv_bias` / `shared_out_bias`, added by every
-    attention: the original BS-RoFormer SW export, as splifft builds it). The remaining keywords (stereo, num_stems, stft_*, multi_stft_*, zero_dc, ...) are
+    attention: the original BS-RoFormer SW export, as splifft builds it). For model classes built on this
+    one: sequence_model (the stack along each axis, e.g. a Conformer) and final_norm (default: not
+    norm_each_transformer). The remaining keywords (stereo, num_stems, stft_*, multi_stft_*, zero_dc, ...) are
     `BandSplitModel`'s.
     """
 
