@@ -2,9 +2,10 @@
 
 `Attention` is the gated, rotary multi-head self-attention of BS-RoFormer, with optional value-residual
 mixing (Zhou et al. 2024, "Value Residual Learning"), polar instead of rotary positions (PoPE, see
-modules/pope.py) and biases shared by every attention (the original BS-RoFormer SW export). `LinearAttention` is the cross-covariance attention of
-XCiT (El-Nouby et al. 2021) used by the optional linear transformer layers. Submodule names match the
-reference implementations, so their checkpoints load unchanged.
+modules/pope.py) and biases shared by every attention (the original BS-RoFormer SW export).
+`LinearAttention` is the cross-covariance attention of XCiT (El-Nouby et al. 2021) used by the optional
+linear transformer layers. Submodule names match the reference implementations, so their checkpoints load
+unchanged.
 """
 
 from typing import Optional, Tuple
