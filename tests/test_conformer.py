@@ -7,6 +7,7 @@ import torch
 
 import references
 from bs_roformer import BSConformer, MelBandConformer, load_model
+from bs_roformer.inference.checkpoint import infer_config
 from bs_roformer.inference.config import model_from_config, read_config
 from helpers import SMALL_BANDS, SMALL_STFT, TINY, assert_relative_close, assert_same_layout, make_audio, perturb_
 from test_attention_variants import LENGTH, assert_same_step, save
@@ -92,3 +93,9 @@ def test_yaml_with_conformer_keys_builds_a_conformer():
 def test_even_kernel_is_refused():
     with pytest.raises(ValueError, match="conv_kernel_size must be odd"):
         BSConformer(**{**CONFORMER, "conv_kernel_size": 8}, freqs_per_bands=SMALL_BANDS)
+
+
+def test_conformer_with_our_attention_options_is_recognised():
+    model = BSConformer(**CONFORMER, freqs_per_bands=SMALL_BANDS, use_pope=True, use_shared_bias=True)
+    model_type, settings, _ = infer_config(model.state_dict())
+    assert model_type == "bs_conformer" and settings["use_pope"] and settings["use_shared_bias"]

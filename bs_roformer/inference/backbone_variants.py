@@ -102,6 +102,10 @@ def known_variants() -> Dict[str, FrozenSet[str]]:
         "bs_roformer with shared attention biases (use_shared_bias)": lambda: tiny(use_shared_bias=True),
         "bs_conformer": lambda: tiny(conformer=True),
         "mel_band_conformer": lambda: tiny(mel=True, conformer=True),
+        # combinations no published checkpoint has but these models build (a RoFormer's are covered above)
+        "bs_conformer with PoPE, shared biases and value residual": lambda: tiny(
+            conformer=True, use_pope=True, use_shared_bias=True, value_residual=True
+        ),
     }
     return {name: _backbone_families(build()) for name, build in builds.items()}
 
