@@ -13,9 +13,15 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-from ..models import BSRNN, BSRoformer, FrameTransformer, FrameTransformerV3, MelBandRoformer
+from ..models import BSRNN, BSConformer, BSRoformer, FrameTransformer, FrameTransformerV3, MelBandConformer, MelBandRoformer
 
-MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
+MODEL_TYPES = {
+    "bs_roformer": BSRoformer,
+    "mel_band_roformer": MelBandRoformer,
+    "bsrnn": BSRNN,
+    "bs_conformer": BSConformer,
+    "mel_band_conformer": MelBandConformer,
+}
 MODEL_TYPES.update(frame_transformer=FrameTransformer, frame_transformer_v3=FrameTransformerV3)
 
 # MSST model keywords that only pick a kernel or a debugging aid: the weights are the same without them
@@ -56,7 +62,8 @@ def model_type_of(config: Dict[str, Any], model_type: Optional[str] = None) -> s
     """The model type: given, or `training.model_type`, or told by the model keywords."""
     model_type = model_type or config["training"].get("model_type")
     if model_type is None:
-        model_type = "mel_band_roformer" if "num_bands" in config["model"] else "bs_roformer"
+        family = "conformer" if "time_conformer_depth" in config["model"] else "roformer"
+        model_type = ("mel_band_" if "num_bands" in config["model"] else "bs_") + family
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model type {model_type!r} is not supported; choose one of {sorted(MODEL_TYPES)}")
     return model_type

@@ -2,6 +2,7 @@
 
 from .band_split_model import BandSplitModel
 from .band_split_roformer import BandSplitRoformer
+from .bs_conformer import BSConformer
 from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer
 from .bsrnn import BSRNN
 from .frame_transformer import (
@@ -11,7 +12,9 @@ from .frame_transformer import (
     FrameTransformerV3,
     FrameTransformerV3Config,
 )
+from .mel_band_conformer import MelBandConformer
 from .mel_band_roformer import MelBandRoformer
 
-__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "BSRNN", "DEFAULT_FREQS_PER_BANDS",
-           "FrameTransformer", "FrameTransformerV3", "FrameTransformerConfig", "FrameTransformerV3Config", "PUBLISHED_V1"]
+__all__ = ["BandSplitModel", "BandSplitRoformer", "BSRoformer", "MelBandRoformer", "BSRNN", "BSConformer", "MelBandConformer",
+           "DEFAULT_FREQS_PER_BANDS", "FrameTransformer", "FrameTransformerV3", "FrameTransformerConfig", "FrameTransformerV3Config",
+           "PUBLISHED_V1"]
