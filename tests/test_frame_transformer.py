@@ -202,6 +202,15 @@ def test_checkpoints_are_recognised_and_their_architecture_inferred(tmp_path):
         assert torch.equal(overridden.model(mix), v1.eval()(mix))
 
 
+def test_half_precision_checkpoint_gets_exact_rotary_frequencies(tmp_path):
+    model = FrameTransformer(channels=2, num_heads=2, expansion=2, n_fft=256)
+    torch.save({key: value.half() for key, value in model.state_dict().items()}, tmp_path / "half.pth")
+    loaded = load_model(tmp_path / "half.pth").model
+    freqs = "enc0_transformer.attn.rotary_embedding.freqs"
+    assert not torch.equal(model.state_dict()[freqs].half().float(), model.state_dict()[freqs])  # fp16 rounds them
+    assert torch.equal(loaded.state_dict()[freqs], model.state_dict()[freqs])
+
+
 def test_msst_yaml_with_frame_transformer_model_types(tmp_path):
     torch.manual_seed(0)
     model = FrameTransformerV3(channels=2, expansion=2, n_fft=256, num_layers=1, num_heads=2)

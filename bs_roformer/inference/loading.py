@@ -10,6 +10,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..modules.rotary import RotaryFrequencies
 from .backbone_variants import restore_exact_pope_frequencies, with_lineage_conventions, with_shared_biases
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
@@ -179,7 +180,7 @@ def _renumber_empty_linear_slot(model: nn.Module, state_dict: StateDict) -> Stat
 def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -> None:
     """Rotary frequencies are fixed, never trained; an fp16 checkpoint rounds them (by up to 0.05 %, i.e.
     whole radians at frame 800), so recompute them exactly."""
-    if not any(key.endswith("rotary_embed.freqs") and value.dtype in (torch.float16, torch.bfloat16)
+    if not any(key.endswith(ROTARY_KEYS) and value.dtype in (torch.float16, torch.bfloat16)
                for key, value in state_dict.items()):
         return
     for module in model.modules():
@@ -188,6 +189,8 @@ def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -
             fresh = type(rotary)(dim=2 * rotary.freqs.numel()).freqs
             with torch.no_grad():
                 rotary.freqs.copy_(fresh.to(rotary.freqs.device))
+        if isinstance(module, RotaryFrequencies):  # frame-transformer's buffers
+            module.freqs.copy_(module.exact().to(module.freqs.device))
 
 
 def _key_patterns(keys: List[str], limit: int = 6) -> str:

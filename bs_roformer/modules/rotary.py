@@ -42,4 +42,9 @@ class RotaryFrequencies(nn.Module):
 
     def __init__(self, dim: int, theta: float = 10000.0):
         super().__init__()
-        self.register_buffer("freqs", 1.0 / theta ** (torch.arange(0, dim, 2)[: dim // 2].float() / dim))
+        self.dim, self.theta = dim, theta
+        self.register_buffer("freqs", self.exact())
+
+    def exact(self) -> torch.Tensor:
+        """The frequencies computed afresh (a half-precision checkpoint rounds them)."""
+        return 1.0 / self.theta ** (torch.arange(0, self.dim, 2)[: self.dim // 2].float() / self.dim)
