@@ -58,7 +58,8 @@ class MultichannelMultiheadAttention(nn.Module):
         rotation = rotary_tables(self.rotary_embedding, x.shape[-1], x.device)
         q = self._rotated(self._heads(self.q_proj(x)), rotation)
         k = self._rotated(self._heads(self.k_proj(source)), rotation)
-        v = self._heads(self.v_proj(source))
+        # contiguous heads: with strided ones the fused SDPA kernels fall back to the explicit math
+        v = self._heads(self.v_proj(source)).contiguous()
         scores = None
         # COMPAT: frame-transformer computes attention in float32 whatever the autocast precision
         with torch.autocast(x.device.type, enabled=False):
