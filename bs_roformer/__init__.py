@@ -1,21 +1,47 @@
-"""bs_roformer: band-split RoPE transformers for music source separation."""
+"""bs_roformer: band-split RoPE transformers for music source separation.
 
-from .inference import REGISTRY, LoadedModel, Separator, load_model, read_audio, read_config
-from .models import BSRNN, BSRoformer, MelBandRoformer
+The models (`BSRoformer`, ..., and their configs) need only the model core's packages (torch, einops,
+beartype, rotary-embedding-torch, librosa); separating files (`load_model`, `Separator`, `read_audio`, ...)
+also needs soundfile, soxr, PyYAML, tqdm and safetensors, so those names are imported on first use.
+"""
+
+import importlib
+
+from .models import BSRNN, BSRNNConfig, BSRoformer, BSRoformerConfig, MelBandRoformer, MelBandRoformerConfig
 from .modules.band_schemas import SCHEMAS, band_schema, freqs_per_bands
+
+# name -> module it is imported from when first used
+_LAZY = {
+    "LoadedModel": ".inference",
+    "REGISTRY": ".inference",
+    "Separator": ".inference",
+    "load_model": ".inference",
+    "read_audio": ".inference",
+    "read_config": ".inference",
+}
 
 __all__ = [
     "BSRoformer",
     "MelBandRoformer",
     "BSRNN",
+    "BSRoformerConfig",
+    "MelBandRoformerConfig",
+    "BSRNNConfig",
     "SCHEMAS",
     "band_schema",
     "freqs_per_bands",
-    "LoadedModel",
-    "REGISTRY",
-    "Separator",
-    "load_model",
-    "read_audio",
-    "read_config",
+    *_LAZY,
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bs_roformer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # once imported, a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
