@@ -43,8 +43,8 @@ the config's (`MyModel(dim=64, depth=2)`), and `inspect.signature(MyModel)` show
 
 import difflib
 import typing
-from dataclasses import MISSING, dataclass, field, fields, replace
 from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, ClassVar, Dict, Mapping, Optional, TypeVar
 
 import torch
@@ -52,12 +52,20 @@ from beartype import BeartypeConf
 from beartype.door import is_bearable
 
 from ..compat import MSST_MODEL_KEYWORDS, drop_ignored_msst_keys
+from ..modules.stft import frequency_range_bins
 
 MEANING = "meaning"
 # ints where a float is wanted: YAML writes 0 for 0.0
 TYPE_CHECKS = BeartypeConf(is_pep484_tower=True)
 
 ConfigT = TypeVar("ConfigT", bound="BandSplitConfig")
+
+# L1 distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
+LOSS_TERMS = {
+    "t": "waveform",
+    "tf": "real and imaginary parts of the model's own STFT",
+    "mrstft": "multi-resolution STFT (weighted by multi_stft_resolution_loss_weight)",
+}
 
 
 def setting(default: Any = MISSING, meaning: str = "") -> Any:
@@ -100,7 +108,7 @@ def _default_text(value: Any) -> str:
 class BandSplitConfig:
     """The settings every band-split model has (STFT, bands' channels, mask estimation, losses)."""
 
-    model_type: ClassVar[str] = ""
+    model_type: ClassVar[str] = ""  # the family's name: MSST's training.model_type, compat's tables
 
     dim: int = setting(meaning="feature size of every band's embedding")
     stereo: bool = setting(False, "two audio channels instead of one (folded into the frequency axis)")
@@ -143,6 +151,9 @@ class BandSplitConfig:
     def validate(self) -> None:
         """Value checks beyond the types; a family adds its own and calls super().validate()."""
         check_positive_integers(dim=self.dim, num_stems=self.num_stems)
+        frequency_range_bins(self.stft_n_fft, self.freq_range)  # a clear error for a range outside the bins
+        if any(term not in LOSS_TERMS for term in self.loss.split("+")):
+            raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {self.loss!r}")
 
     @property
     def audio_channels(self) -> int:
