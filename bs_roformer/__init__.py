@@ -35,7 +35,13 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+# subpackages that need more than the model core, imported when first used as attributes
+_LAZY_SUBPACKAGES = ("inference", "training", "metrics", "cli")
+
+
 def __getattr__(name: str):
+    if name in _LAZY_SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     if name not in _LAZY:
         raise AttributeError(f"module 'bs_roformer' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name], __name__), name)

@@ -386,8 +386,9 @@ def _infer_contiguous_bands(inferred: Inferred, state_dict: StateDict) -> None:
         bins = [width // (2 * channels) for width in widths]
         n_fft = 2 * (sum(bins) - 1)
         if n_fft >= 2 and n_fft & (n_fft - 1) == 0:  # the STFT sizes in use are powers of two
-            inferred.settings.update(stereo=channels == 2, stft_n_fft=n_fft, stft_win_length=n_fft, freqs_per_bands=tuple(bins))
-            inferred.notes.append(f"every bin of a {n_fft}-point STFT modelled (no freq_range) and window = n_fft assumed")
+            inferred.settings.update(stereo=channels == 2, stft_n_fft=n_fft, freqs_per_bands=tuple(bins))
+            inferred.notes.append(f"freq_range=None assumed (the bands' {sum(bins)} bins taken for all of a {n_fft}-point STFT)")
+            inferred.assume("stft_win_length", n_fft, "not in the weights")
             return
     raise ValueError(f"cannot tell the STFT size and channel count from band input widths {dict(Counter(widths))}")
 
@@ -406,10 +407,8 @@ def _infer_mel_bands(inferred: Inferred, state_dict: StateDict) -> None:
                 except ValueError:  # this many bands leave bins uncovered at this size
                     continue
                 if membership.sum(dim=1).tolist() == bins:
-                    inferred.settings.update(
-                        stereo=channels == 2, stft_n_fft=n_fft, stft_win_length=n_fft, num_bands=len(bins), sample_rate=sample_rate
-                    )
-                    inferred.notes.append(f"window = n_fft ({n_fft}) assumed (not in the weights)")
+                    inferred.settings.update(stereo=channels == 2, stft_n_fft=n_fft, num_bands=len(bins), sample_rate=sample_rate)
+                    inferred.assume("stft_win_length", n_fft, "not in the weights")
                     return
     raise ValueError(f"cannot tell the STFT size and channel count from band input widths {dict(Counter(widths))}")
 

@@ -1,12 +1,14 @@
 """Typed model configs: building, checks at config time, MSST sections both ways, and honest layering."""
 
 import ast
+import inspect
 import os
 import subprocess
 import sys
 import warnings
 from dataclasses import fields
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -16,6 +18,7 @@ from bs_roformer import BSRNN, BSRNNConfig, BSRoformer, BSRoformerConfig, MelBan
 from bs_roformer.compat import MSST_MODEL_KEYWORDS
 from bs_roformer.inference.config import MODEL_TYPES, model_from_config, read_config
 from bs_roformer.inference.registry import REGISTRY
+from bs_roformer.models import ConfiguredModel, ModelConfig, model_config, setting
 from helpers import SMALL_BANDS, SMALL_STFT, TINY, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,3 +197,32 @@ def test_the_models_need_only_the_model_core_packages(tmp_path):
     result = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "load_model: No module named" in result.stdout  # the separation side says what it lacks
+
+
+@model_config
+class ToyConfig(ModelConfig):
+    """A family that is not band-split: the pattern a new model follows."""
+
+    model_type: ClassVar[str] = "toy"
+    width: int = setting(4, "features")
+    gain: float = setting(1.0, "output scale")
+
+
+class Toy(ConfiguredModel):
+    Config = ToyConfig
+
+    def __init__(self, *args, **settings):
+        super().__init__(*args, **settings)
+        self.linear = torch.nn.Linear(self.config.width, self.config.width)
+
+
+def test_any_model_family_gets_the_config_machinery():
+    model = Toy(width=3)
+    assert model.config == ToyConfig(width=3) and Toy.from_config(model.config).linear.in_features == 3
+    assert list(inspect.signature(Toy).parameters) == ["width", "gain"]
+    assert ToyConfig.from_msst(ToyConfig(gain=2).to_msst()) == ToyConfig(gain=2)
+    with pytest.raises(TypeError, match=r"Toy\(\): unknown setting 'widht' \(did you mean width\?\)"):
+        Toy(widht=3)
+    with pytest.raises(TypeError, match="gain must be float, got 'loud'"):
+        Toy(gain="loud")
+    assert "dim" in inspect.signature(BSRoformer).parameters and "num_bands" in inspect.signature(MelBandRoformer).parameters

@@ -18,6 +18,7 @@ from ..compat import IGNORED_MSST_MODEL_KEYS
 from ..models import BSRNN, BSRoformer, MelBandRoformer
 from ..models.config import TYPE_CHECKS, hint_name
 
+# model type -> model class; each class has a typed `Config` (see bs_roformer.models.config)
 MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
 
 IGNORED_MODEL_KEYS = IGNORED_MSST_MODEL_KEYS  # the list lives in bs_roformer.compat

@@ -5,7 +5,7 @@ from .band_split_model import BandSplitModel
 from .band_split_roformer import BandSplitRoformer
 from .bs_roformer import DEFAULT_FREQS_PER_BANDS, BSRoformer, BSRoformerConfig
 from .bsrnn import BSRNN, BSRNNConfig
-from .config import BandSplitConfig, RoformerConfig
+from .config import BandSplitConfig, ConfiguredModel, ModelConfig, RoformerConfig, model_config, setting
 from .mel_band_roformer import MelBandRoformer, MelBandRoformerConfig
 
 __all__ = [
@@ -14,6 +14,10 @@ __all__ = [
     "BSRoformer",
     "MelBandRoformer",
     "BSRNN",
+    "ModelConfig",
+    "ConfiguredModel",
+    "model_config",
+    "setting",
     "BandSplitConfig",
     "RoformerConfig",
     "BSRoformerConfig",

@@ -9,7 +9,6 @@ estimation), which the model classes build (`build_bands`, `build_backbone`), an
 config dataclass, see `bs_roformer.models.config`).
 """
 
-import inspect
 from functools import partial
 from typing import Any, ClassVar, Optional, Tuple, Type, Union
 
@@ -26,19 +25,19 @@ from ..modules.loss import MultiResolutionSTFTLoss
 from ..modules.mask_estimator import MaskEstimator
 from ..modules.norm import RMSNorm
 from ..modules.stft import STFT, complex_multiply
-from .config import BandSplitConfig
+from .config import BandSplitConfig, ConfiguredModel
 
 LossBreakdown = Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]
 
-class BandSplitModel(nn.Module):
+class BandSplitModel(ConfiguredModel):
     """Band-split masking separator around a backbone; see `BSRoformer`, `MelBandRoformer` and `BSRNN`.
 
     forward: (b, t) or (b, s, t) audio -> (b, s, t') for one stem, (b, n, s, t') for n stems, where
     t' = t with `match_input_audio_length`, else hop * (t // hop) as in the reference code.
 
-    Built from the settings of `Config` (the family's config dataclass): keywords, dim also positionally,
-    or a config (`Model(config)`, `Model.from_config(config)`); kept as `model.config`. A family gives
-    `Config`, `build_bands`, `build_backbone` and the two flags below; everything else is shared.
+    Built from the settings of `Config` (the family's config dataclass), given as keywords or as a config
+    (see `ConfiguredModel`). A family gives `Config`, `build_bands`, `build_backbone` and the two flags
+    below; everything else is shared.
     """
 
     Config: ClassVar[Type[BandSplitConfig]] = BandSplitConfig
@@ -47,13 +46,9 @@ class BandSplitModel(nn.Module):
     # a norm at the input of each band's mask MLP (BSRNN)
     mask_norm_each_band: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: Any):
-        super().__init_subclass__(**kwargs)
-        cls.__signature__ = inspect.signature(cls.Config)  # help() and editors show the settings
-
     def __init__(self, *args: Any, **settings: Any):
-        super().__init__()
-        config = self.config = self.Config.from_keywords(type(self).__name__, *args, **settings)
+        super().__init__(*args, **settings)
+        config = self.config
         self.loss_terms = tuple(config.loss.split("+"))
         self.sum_stem_losses = config.sum_stem_losses
 
@@ -104,11 +99,6 @@ class BandSplitModel(nn.Module):
             normalized=config.multi_stft_normalized,
             window_fn=config.multi_stft_window_fn,
         )
-
-    @classmethod
-    def from_config(cls, config: BandSplitConfig) -> "BandSplitModel":
-        """The model `config` describes (untrained)."""
-        return cls(config)
 
     def build_bands(self, config: BandSplitConfig, first_bin: int, end_bin: int) -> BandLayout:
         """The band layout over the modelled STFT bins [first_bin, end_bin)."""

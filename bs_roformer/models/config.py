@@ -19,7 +19,10 @@ Checks, all when the config is built (so a bad YAML value fails once, before any
   where a sequence is (stored as tuples, so configs are hashable and compare equal after a YAML trip);
 - values: `validate()` (positive sizes, ...); a family overrides it and calls super().validate().
 
-Adding a model family (the pattern the families below follow):
+`ModelConfig` (checks, MSST sections, `replace`) and `ConfiguredModel` (an nn.Module built from one) are
+the parts any model family uses, band-split or not; `BandSplitConfig` and `RoformerConfig` hold the fields.
+
+Adding a model family (the pattern the band-split families follow):
 
     @model_config
     class MyModelConfig(BandSplitConfig):                 # or RoformerConfig for an axial-transformer body
@@ -33,8 +36,11 @@ Adding a model family (the pattern the families below follow):
 
     class MyModel(BandSplitModel):
         Config = MyModelConfig
-        def build_bands(self, config): ...                # -> BandLayout over the modelled bins
+        def build_bands(self, config, first_bin, end_bin): ...  # -> BandLayout over the modelled bins
         def build_backbone(self, config): ...             # -> (b, frames, bands, dim) module
+
+A model of another kind subclasses `ConfiguredModel` with `Config = MyConfig` (a `@model_config` subclass
+of `ModelConfig`) and builds its layers from `self.config` after `super().__init__(*args, **settings)`.
 
 Then register the model type in `bs_roformer.inference.config.MODEL_TYPES`, and, if its checkpoints
 should load without a config, a recogniser in `bs_roformer.compat.RECOGNISERS`. The model's keywords are
@@ -42,6 +48,7 @@ the config's (`MyModel(dim=64, depth=2)`), and `inspect.signature(MyModel)` show
 """
 
 import difflib
+import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -50,6 +57,7 @@ from typing import Any, ClassVar, Dict, Mapping, Optional, TypeVar
 import torch
 from beartype import BeartypeConf
 from beartype.door import is_bearable
+from torch import nn
 
 from ..compat import MSST_MODEL_KEYWORDS, drop_ignored_msst_keys
 from ..modules.stft import frequency_range_bins
@@ -58,7 +66,7 @@ MEANING = "meaning"
 # ints where a float is wanted: YAML writes 0 for 0.0
 TYPE_CHECKS = BeartypeConf(is_pep484_tower=True)
 
-ConfigT = TypeVar("ConfigT", bound="BandSplitConfig")
+ConfigT = TypeVar("ConfigT", bound="ModelConfig")
 
 # L1 distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
 LOSS_TERMS = {
@@ -104,40 +112,15 @@ def _default_text(value: Any) -> str:
     return getattr(value, "__name__", None) or repr(value)
 
 
-@model_config
-class BandSplitConfig:
-    """The settings every band-split model has (STFT, bands' channels, mask estimation, losses)."""
+class ModelConfig:
+    """Base of every model config: checks at construction, MSST sections both ways, `replace`.
+
+    A family's config is a subclass decorated with `model_config`, its fields made with `setting`.
+    """
 
     model_type: ClassVar[str] = ""  # the family's name: MSST's training.model_type, compat's tables
-
-    dim: int = setting(meaning="feature size of every band's embedding")
-    stereo: bool = setting(False, "two audio channels instead of one (folded into the frequency axis)")
-    num_stems: int = setting(1, "stems separated at once, one mask estimator each")
-    sample_rate: int = setting(44100, "audio sample rate in Hz; band schemas and mel bands are laid out for it")
-    stft_n_fft: int = setting(2048, "STFT size: n_fft // 2 + 1 frequency bins")
-    stft_hop_length: int = setting(512, "STFT hop in samples")
-    stft_win_length: Optional[int] = setting(2048, "STFT window length in samples (None: stft_n_fft)")
-    stft_normalized: bool = setting(False, "orthonormal STFT (torch.stft normalized=True)")
-    stft_window_fn: Optional[Callable[..., torch.Tensor]] = setting(None, "window_length -> window (None: Hann)")
-    freq_range: Optional[tuple[int, int]] = setting(
-        None, "(first, end) STFT bins to model, -1 = open end; the other bins come out silent (None: all)"
-    )
-    zero_dc: bool = setting(True, "zero the DC bin of the masked spectrum before the iSTFT")
-    match_input_audio_length: bool = setting(True, "the iSTFT returns the input length, not hop * (t // hop)")
-    mask_estimator_depth: int = setting(
-        2, "depth of each band's mask MLP (its hidden layers: the family's rule in bs_roformer.compat)"
-    )
-    mlp_expansion_factor: int = setting(4, "hidden width of the mask MLPs = dim * mlp_expansion_factor")
-    use_torch_checkpoint: bool = setting(False, "recompute activations in the backward pass (less memory, same results)")
-    loss: str = setting("t+mrstft", "training loss: L1 terms joined by '+' (t: waveform, tf: STFT, mrstft: multi-res. STFT)")
-    sum_stem_losses: bool = setting(False, "the loss sums the per-stem losses (multi-task learning) instead of averaging")
-    multi_stft_resolution_loss_weight: float = setting(1.0, "weight of the multi-resolution STFT loss term")
-    multi_stft_resolutions_window_sizes: Sequence[int] = setting(
-        (4096, 2048, 1024, 512, 256), "window sizes of the multi-resolution STFT loss"
-    )
-    multi_stft_hop_size: int = setting(147, "hop of the multi-resolution STFT loss")
-    multi_stft_normalized: bool = setting(False, "orthonormal STFTs in the multi-resolution loss")
-    multi_stft_window_fn: Callable[..., torch.Tensor] = setting(torch.hann_window, "window of the multi-resolution loss")
+    meanings: ClassVar[Dict[str, str]] = {}  # setting -> one-line meaning (filled by model_config)
+    hints: ClassVar[Dict[str, Any]] = {}  # setting -> type annotation (filled by model_config)
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -150,19 +133,11 @@ class BandSplitConfig:
 
     def validate(self) -> None:
         """Value checks beyond the types; a family adds its own and calls super().validate()."""
-        check_positive_integers(dim=self.dim, num_stems=self.num_stems)
-        frequency_range_bins(self.stft_n_fft, self.freq_range)  # a clear error for a range outside the bins
-        if any(term not in LOSS_TERMS for term in self.loss.split("+")):
-            raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {self.loss!r}")
-
-    @property
-    def audio_channels(self) -> int:
-        return 2 if self.stereo else 1
 
     @classmethod
     def from_keywords(cls: typing.Type[ConfigT], owner: str, /, *args: Any, **settings: Any) -> ConfigT:
         """The config from a model constructor's arguments: a config, or an optional positional dim + keywords."""
-        if len(args) == 1 and isinstance(args[0], BandSplitConfig) and not settings:
+        if len(args) == 1 and isinstance(args[0], ModelConfig) and not settings:
             if not isinstance(args[0], cls):
                 raise TypeError(f"{owner} takes a {cls.__name__}, got a {type(args[0]).__name__}")
             return args[0]
@@ -228,6 +203,51 @@ class BandSplitConfig:
 
 
 @model_config
+class BandSplitConfig(ModelConfig):
+    """The settings every band-split model has (STFT, bands' channels, mask estimation, losses)."""
+
+    dim: int = setting(meaning="feature size of every band's embedding")
+    stereo: bool = setting(False, "two audio channels instead of one (folded into the frequency axis)")
+    num_stems: int = setting(1, "stems separated at once, one mask estimator each")
+    sample_rate: int = setting(44100, "audio sample rate in Hz; band schemas and mel bands are laid out for it")
+    stft_n_fft: int = setting(2048, "STFT size: n_fft // 2 + 1 frequency bins")
+    stft_hop_length: int = setting(512, "STFT hop in samples")
+    stft_win_length: Optional[int] = setting(2048, "STFT window length in samples (None: stft_n_fft)")
+    stft_normalized: bool = setting(False, "orthonormal STFT (torch.stft normalized=True)")
+    stft_window_fn: Optional[Callable[..., torch.Tensor]] = setting(None, "window_length -> window (None: Hann)")
+    freq_range: Optional[tuple[int, int]] = setting(
+        None, "(first, end) STFT bins to model, -1 = open end; the other bins come out silent (None: all)"
+    )
+    zero_dc: bool = setting(True, "zero the DC bin of the masked spectrum before the iSTFT")
+    match_input_audio_length: bool = setting(True, "the iSTFT returns the input length, not hop * (t // hop)")
+    mask_estimator_depth: int = setting(
+        2, "depth of each band's mask MLP (its hidden layers: the family's rule in bs_roformer.compat)"
+    )
+    mlp_expansion_factor: int = setting(4, "hidden width of the mask MLPs = dim * mlp_expansion_factor")
+    use_torch_checkpoint: bool = setting(False, "recompute activations in the backward pass (less memory, same results)")
+    loss: str = setting("t+mrstft", "training loss: L1 terms joined by '+' (t: waveform, tf: STFT, mrstft: multi-res. STFT)")
+    sum_stem_losses: bool = setting(False, "the loss sums the per-stem losses (multi-task learning) instead of averaging")
+    multi_stft_resolution_loss_weight: float = setting(1.0, "weight of the multi-resolution STFT loss term")
+    multi_stft_resolutions_window_sizes: Sequence[int] = setting(
+        (4096, 2048, 1024, 512, 256), "window sizes of the multi-resolution STFT loss"
+    )
+    multi_stft_hop_size: int = setting(147, "hop of the multi-resolution STFT loss")
+    multi_stft_normalized: bool = setting(False, "orthonormal STFTs in the multi-resolution loss")
+    multi_stft_window_fn: Callable[..., torch.Tensor] = setting(torch.hann_window, "window of the multi-resolution loss")
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_integers(dim=self.dim, num_stems=self.num_stems)
+        frequency_range_bins(self.stft_n_fft, self.freq_range)  # a clear error for a range outside the bins
+        if any(term not in LOSS_TERMS for term in self.loss.split("+")):
+            raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {self.loss!r}")
+
+    @property
+    def audio_channels(self) -> int:
+        return 2 if self.stereo else 1
+
+
+@model_config
 class RoformerConfig(BandSplitConfig):
     """The settings of the RoFormers' axial transformer (BS-RoFormer, Mel-Band RoFormer)."""
 
@@ -249,6 +269,28 @@ class RoformerConfig(BandSplitConfig):
     def validate(self) -> None:
         super().validate()
         check_positive_integers(depth=self.depth, heads=self.heads, dim_head=self.dim_head)
+
+
+class ConfiguredModel(nn.Module):
+    """A model built from its family's config: `Model(**settings)` (dim also positionally), `Model(config)`
+    or `Model.from_config(config)`; the config is kept as `model.config`, and `inspect.signature(Model)`
+    shows the settings. A subclass sets `Config` and builds its layers from `self.config` after
+    `super().__init__(*args, **settings)`."""
+
+    Config: ClassVar[typing.Type[ModelConfig]] = ModelConfig
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = inspect.signature(cls.Config)
+
+    def __init__(self, *args: Any, **settings: Any):
+        super().__init__()
+        self.config = self.Config.from_keywords(type(self).__name__, *args, **settings)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> "ConfiguredModel":
+        """The model `config` describes (untrained)."""
+        return cls(config)
 
 
 def check_positive_integers(**values: Any) -> None:
