@@ -1,6 +1,7 @@
 """The one home of compatibility quirks: where the lineages of weights, configs and command lines differ.
 
-Every quirk is marked `# COMPAT:` with its lineage; tests/test_compat.py tests both of its values. The
+Every quirk is marked `# COMPAT:` with its lineage, and both of its values are tested (tests/test_compat.py;
+the lineage settings also by the parity tests against each lineage's code). The
 lineages: Music-Source-Separation-Training (MSST, ZFTurbo; trained nearly every published checkpoint;
 audio-separator and UVR ship copies of its model files) and lucidrains' bs-roformer 0.5.1 on PyPI
 ("upstream"). Our defaults are MSST's.
@@ -140,10 +141,13 @@ def upstream_settings(model_type: str) -> Dict[str, Any]:
 def lineage_table() -> str:
     """The README's table of the settings where the lineages differ, from `LINEAGE_DIFFERENCES` and our defaults."""
 
-    def per_model(values: Dict[str, str], joiner: str) -> str:
-        if len(set(values.values())) == 1:
-            return next(iter(values.values()))
-        return joiner.join(f"{'BS' if model == 'bs_roformer' else 'Mel'}{':' if joiner == '; ' else ''} {text}" for model, text in values.items())
+    names = {"bs_roformer": "BS", "mel_band_roformer": "Mel"}
+
+    def per_model(texts: Dict[str, str], after_name: str, separator: str) -> str:
+        """One text if both models agree, else each model's: 'BS `True`, Mel `False`'."""
+        if len(set(texts.values())) == 1:
+            return next(iter(texts.values()))
+        return separator.join(f"{names[model]}{after_name}{text}" for model, text in texts.items())
 
     def upstream_text(value: Optional[Tuple[Any, bool]]) -> str:
         if value is NOT_AVAILABLE:
@@ -155,8 +159,8 @@ def lineage_table() -> str:
         "|---|---|---|---|",
     ]
     for difference in LINEAGE_DIFFERENCES:
-        msst = per_model({model: f"`{msst_default(model, difference.keyword)}`" for model in BOTH}, ", ")
-        upstream = per_model({model: upstream_text(difference.upstream[model]) for model in BOTH}, "; ")
+        msst = per_model({model: f"`{msst_default(model, difference.keyword)}`" for model in BOTH}, " ", ", ")
+        upstream = per_model({model: upstream_text(difference.upstream[model]) for model in BOTH}, ": ", "; ")
         rows.append(f"| `{difference.keyword}` | {msst} | {upstream} | {difference.meaning} |")
     return "\n".join(rows)
 

@@ -133,3 +133,13 @@ def test_a_new_family_registers_a_recogniser(monkeypatch):
     assert infer_config({"toy.weight": torch.zeros(5)}) == ("toy", {"dim": 5}, ["toy: nothing assumed"])
     bs = BSRoformer(**TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT)
     assert infer_config(bs.state_dict())[0] == "bs_roformer"  # the others still answer for their weights
+
+
+def test_dim_freqs_in_is_accepted_and_ignored():
+    """COMPAT: MSST configs carry dim_freqs_in (1025 for n_fft 2048); the bins follow from stft_n_fft here."""
+    settings = dict(TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT)
+    torch.manual_seed(0)
+    default = BSRoformer(**settings).state_dict()
+    torch.manual_seed(0)
+    other = BSRoformer(**settings, dim_freqs_in=129).state_dict()
+    assert all(torch.equal(value, other[key]) for key, value in default.items())

@@ -48,6 +48,8 @@ def test_keywords_config_and_from_config_build_the_same_model(family):
     reference = from_keywords.state_dict()
     assert list(from_config.state_dict()) == list(reference)
     assert all(torch.equal(value, reference[key]) for key, value in from_config.state_dict().items())
+    with pytest.raises(TypeError, match=r"a config or settings, not both: change a config with config.replace"):
+        model_class(config, num_stems=1)
     positional = dict(settings)
     assert model_class(positional.pop("dim"), **positional).config == config_class(**settings)
 

@@ -137,9 +137,11 @@ class ModelConfig:
     @classmethod
     def from_keywords(cls: typing.Type[ConfigT], owner: str, /, *args: Any, **settings: Any) -> ConfigT:
         """The config from a model constructor's arguments: a config, or an optional positional dim + keywords."""
-        if len(args) == 1 and isinstance(args[0], ModelConfig) and not settings:
+        if args and isinstance(args[0], ModelConfig):
             if not isinstance(args[0], cls):
                 raise TypeError(f"{owner} takes a {cls.__name__}, got a {type(args[0]).__name__}")
+            if len(args) > 1 or settings:
+                raise TypeError(f"{owner}() takes a config or settings, not both: change a config with config.replace(...)")
             return args[0]
         if len(args) > 1 or (args and "dim" in settings):
             raise TypeError(f"{owner}() takes dim as its only positional argument, the other settings by keyword")
