@@ -228,3 +228,25 @@ def test_any_model_family_gets_the_config_machinery():
     with pytest.raises(TypeError, match="gain must be float, got 'loud'"):
         Toy(gain="loud")
     assert "dim" in inspect.signature(BSRoformer).parameters and "num_bands" in inspect.signature(MelBandRoformer).parameters
+
+
+@pytest.mark.parametrize("section", ["audio", "model"])
+def test_a_bad_sample_rate_is_reported_once_before_any_file(tmp_path, capsys, section):
+    """Defect 5: `sample_rate: "fast"` failed per file with invalid literal for int()."""
+    import soundfile as sf
+
+    from bs_roformer.cli import main
+
+    config = tiny_config()
+    torch.save(model_from_config(read_config(config)).state_dict(), tmp_path / "model.ckpt")
+    config[section]["sample_rate"] = "fast"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    songs = [tmp_path / f"song{index}.wav" for index in range(2)]
+    for song in songs:
+        sf.write(song, torch.zeros(4096, 2).numpy(), 44100)
+    code = main([*map(str, songs), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "model.ckpt"),
+                 "--config", str(tmp_path / "config.yaml")])
+    error = capsys.readouterr().err
+    assert code == 1 and error.count("sample_rate must be") == 1 and "invalid literal" not in error
+    assert f"{section}.sample_rate must be Optional[int]" in error or "sample_rate must be int, got 'fast'" in error
+    assert not (tmp_path / "out").exists()
