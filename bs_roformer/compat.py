@@ -18,8 +18,11 @@ audio-separator and UVR ship copies of its model files) and lucidrains' bs-rofor
 Registering a new family's checkpoints for loading without a config: write a recogniser
 `(state_dict) -> Optional[Inferred]` that returns None unless the keys are its family's (check a key
 only it has: it runs before or after the others), reads every setting it can from the tensor names and
-shapes, and adds a note to `Inferred.notes` for every setting it had to assume; then put it in
-`RECOGNISERS` before any recogniser that would also claim those weights (more specific first).
+shapes, and adds a note to `Inferred.notes` for every setting it had to assume (`Inferred.assume`); then
+put it in `RECOGNISERS` before any recogniser that would also claim those weights (more specific first).
+The recogniser may live in the family's own module (this file is model core: import a module that needs
+more inside the function). A variant of a family (another mask head, attention, ...) wraps the family's
+recogniser: `inferred = recognise_roformer(state_dict)`, then adds its own settings and notes.
 """
 
 import re
