@@ -222,6 +222,7 @@ def test_any_model_family_gets_the_config_machinery():
     model = Toy(width=3)
     assert model.config == ToyConfig(width=3) and Toy.from_config(model.config).linear.in_features == 3
     assert list(inspect.signature(Toy).parameters) == ["width", "gain"]
+    assert "width" not in inspect.signature(model).parameters  # an instance's call is its forward's
     assert ToyConfig.from_msst(ToyConfig(gain=2).to_msst()) == ToyConfig(gain=2)
     with pytest.raises(TypeError, match=r"Toy\(\): unknown setting 'widht' \(did you mean width\?\)"):
         Toy(widht=3)

@@ -30,6 +30,7 @@ Adding a model family (the pattern the band-split families follow):
         depth: int = setting(6, "blocks of the backbone")  # a new setting: default and one-line meaning
         zero_dc: bool = False                             # another default for a shared setting: the
                                                           # meaning is inherited
+
         def validate(self) -> None:
             super().validate()
             check_positive_integers(depth=self.depth)
@@ -273,6 +274,15 @@ class RoformerConfig(BandSplitConfig):
         check_positive_integers(depth=self.depth, heads=self.heads, dim_head=self.dim_head)
 
 
+class _SettingsSignature:
+    """`inspect.signature(Model)`: the settings of Model.Config; an instance's stays its forward's."""
+
+    def __get__(self, instance: Any, owner: type) -> inspect.Signature:
+        if instance is not None:
+            raise AttributeError("__signature__")
+        return inspect.signature(owner.Config)
+
+
 class ConfiguredModel(nn.Module):
     """A model built from its family's config: `Model(**settings)` (dim also positionally), `Model(config)`
     or `Model.from_config(config)`; the config is kept as `model.config`, and `inspect.signature(Model)`
@@ -280,10 +290,7 @@ class ConfiguredModel(nn.Module):
     `super().__init__(*args, **settings)`."""
 
     Config: ClassVar[typing.Type[ModelConfig]] = ModelConfig
-
-    def __init_subclass__(cls, **kwargs: Any):
-        super().__init_subclass__(**kwargs)
-        cls.__signature__ = inspect.signature(cls.Config)
+    __signature__ = _SettingsSignature()
 
     def __init__(self, *args: Any, **settings: Any):
         super().__init__()
