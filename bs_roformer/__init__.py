@@ -7,7 +7,18 @@ also needs soundfile, soxr, PyYAML, tqdm and safetensors, so those names are imp
 
 import importlib
 
-from .models import BSRNN, BSRNNConfig, BSRoformer, BSRoformerConfig, MelBandRoformer, MelBandRoformerConfig
+from .models import (
+    BSRNN,
+    BSConformer,
+    BSConformerConfig,
+    BSRNNConfig,
+    BSRoformer,
+    BSRoformerConfig,
+    MelBandConformer,
+    MelBandConformerConfig,
+    MelBandRoformer,
+    MelBandRoformerConfig,
+)
 from .modules.band_schemas import SCHEMAS, band_schema, freqs_per_bands
 
 # name -> module it is imported from when first used
@@ -24,9 +35,13 @@ __all__ = [
     "BSRoformer",
     "MelBandRoformer",
     "BSRNN",
+    "BSConformer",
+    "MelBandConformer",
     "BSRoformerConfig",
     "MelBandRoformerConfig",
     "BSRNNConfig",
+    "BSConformerConfig",
+    "MelBandConformerConfig",
     "SCHEMAS",
     "band_schema",
     "freqs_per_bands",

@@ -40,9 +40,16 @@ StateDict = Dict[str, torch.Tensor]
 # --- mask-estimator depth ---------------------------------------------------------------------------------
 
 # COMPAT: all lineages: the BS model file builds mask_estimator_depth - 1 hidden layers in each band's mask
-# MLP, the Mel file mask_estimator_depth (lucidrains/BS-RoFormer#48); checkpoints depend on it. BSRNN (ours)
-# builds mask_estimator_depth, so its default 1 is the paper's one hidden layer.
-MASK_HIDDEN_LAYERS_BELOW_DEPTH = {"bs_roformer": 1, "mel_band_roformer": 0, "bsrnn": 0}
+# MLP, the Mel file mask_estimator_depth (lucidrains/BS-RoFormer#48); checkpoints depend on it. MSST's
+# Conformer files both took the BS file's rule. BSRNN (ours) builds mask_estimator_depth, so its default 1
+# is the paper's one hidden layer.
+MASK_HIDDEN_LAYERS_BELOW_DEPTH = {
+    "bs_roformer": 1,
+    "mel_band_roformer": 0,
+    "bs_conformer": 1,
+    "mel_band_conformer": 1,
+    "bsrnn": 0,
+}
 
 
 def _depth_offset(model_type: str) -> int:
@@ -174,20 +181,26 @@ def lineage_table() -> str:
 # same without them, so `from_msst` drops them (with a warning when they are set)
 IGNORED_MSST_MODEL_KEYS = frozenset({"sage_attention", "debug_visualize", "debug_visualize_dir", "debug_visualize_max_items"})
 
-_ROFORMER_MSST_KEYWORDS = (
-    "dim depth stereo num_stems time_transformer_depth freq_transformer_depth linear_transformer_depth dim_head "
-    "heads attn_dropout ff_dropout flash_attn dim_freqs_in stft_n_fft stft_hop_length stft_win_length "
-    "stft_normalized stft_window_fn zero_dc mask_estimator_depth multi_stft_resolution_loss_weight "
-    "multi_stft_resolutions_window_sizes multi_stft_hop_size multi_stft_normalized multi_stft_window_fn "
-    "mlp_expansion_factor use_torch_checkpoint skip_connection"
+_AXIAL_MSST_KEYWORDS = (
+    "dim depth stereo num_stems dim_head heads attn_dropout ff_dropout flash_attn dim_freqs_in stft_n_fft "
+    "stft_hop_length stft_win_length stft_normalized stft_window_fn zero_dc mask_estimator_depth "
+    "multi_stft_resolution_loss_weight multi_stft_resolutions_window_sizes multi_stft_hop_size "
+    "multi_stft_normalized multi_stft_window_fn mlp_expansion_factor use_torch_checkpoint skip_connection"
 ).split()
+_TRANSFORMER_STACKS = ["time_transformer_depth", "freq_transformer_depth", "linear_transformer_depth", "use_pope"]
+_CONFORMER_STACKS = ["time_conformer_depth", "freq_conformer_depth", "linear_conformer_depth", "ff_mult",
+                     "conv_expansion_factor", "conv_kernel_size"]
+_BS_BANDS, _MEL_BANDS = ["freqs_per_bands"], ["num_bands", "sample_rate", "match_input_audio_length"]
 # COMPAT: MSST (commit ccc011a): the keywords its model files take; `to_msst` writes others only when they
-# differ from our default (MSST cannot build such a model anyway). Its BS file has no sample_rate and no
-# match_input_audio_length (it always restores the length); neither file has freq_range, value_residual,
-# linear_flash_attn, loss or sum_stem_losses. None: no MSST model file (write every setting).
-MSST_MODEL_KEYWORDS: Dict[str, Optional[frozenset]] = {
-    "bs_roformer": frozenset(_ROFORMER_MSST_KEYWORDS + ["freqs_per_bands"]),
-    "mel_band_roformer": frozenset(_ROFORMER_MSST_KEYWORDS + ["num_bands", "sample_rate", "match_input_audio_length"]),
+# differ from our default (MSST cannot build such a model anyway). Its BS files have no sample_rate and no
+# match_input_audio_length (they always restore the length); no file has freq_range, value_residual,
+# linear_flash_attn, use_shared_bias, loss or sum_stem_losses. A model type without an entry has no MSST
+# model file: every setting is written.
+MSST_MODEL_KEYWORDS: Dict[str, frozenset] = {
+    "bs_roformer": frozenset(_AXIAL_MSST_KEYWORDS + _TRANSFORMER_STACKS + _BS_BANDS),
+    "mel_band_roformer": frozenset(_AXIAL_MSST_KEYWORDS + _TRANSFORMER_STACKS + _MEL_BANDS),
+    "bs_conformer": frozenset(_AXIAL_MSST_KEYWORDS + _CONFORMER_STACKS + _BS_BANDS),
+    "mel_band_conformer": frozenset(_AXIAL_MSST_KEYWORDS + _CONFORMER_STACKS + _MEL_BANDS),
 }
 
 
@@ -327,16 +340,21 @@ def _infer_attention_heads(inferred: Inferred, heads_x_attention_dim: int, dim: 
 
 
 def recognise_roformer(state_dict: StateDict) -> Optional[Inferred]:
-    """BS-RoFormer and Mel-Band RoFormer: axial blocks `layers.<i>.<slot>.layers.<j>` of attention + feed-forward."""
-    keys = set(state_dict)
+    """BS-/Mel-Band RoFormer and Conformer: axial blocks `layers.<i>.<slot>.layers.<j>` (attention + feed-forward,
+    or Conformer blocks), with the attention options of inference/backbone_variants.py (PoPE, shared biases)."""
+    from .inference import backbone_variants  # its key families are built from models: imported when used
+
+    view = backbone_variants.backbone_view(state_dict)  # Conformer blocks' attention under a transformer's names
+    keys = set(view)
     if "band_split.to_features.0.1.weight" not in keys or not any(re.match(r"layers\.0\.\d+\.layers\.", k) for k in keys):
         return None
+    backbone_variants.check_known_key_families(state_dict)
     if "final_norm.gamma" in keys:  # BS: one norm after the axial transformer
-        inferred = Inferred("bs_roformer", _roformer_transformer_settings(state_dict, "bs_roformer"))
-        _infer_contiguous_bands(inferred, state_dict)
+        inferred = Inferred("bs_roformer", _axial_settings(view))
+        _infer_contiguous_bands(inferred, view)
     else:  # Mel: a norm after each transformer, overlapping mel bands
-        inferred = Inferred("mel_band_roformer", _roformer_transformer_settings(state_dict, "mel_band_roformer"))
-        _infer_mel_bands(inferred, state_dict)
+        inferred = Inferred("mel_band_roformer", _axial_settings(view))
+        _infer_mel_bands(inferred, view)
 
     if inferred.settings["value_residual"]:
         # COMPAT: only upstream bs-roformer 0.5.x has value residual: use its iSTFT conventions
@@ -346,11 +364,15 @@ def recognise_roformer(state_dict: StateDict) -> Optional[Inferred]:
         inferred.notes.append("zero_dc on and input length restored, as in Music-Source-Separation-Training (not in the weights)")
     inferred.assume("stft_hop_length", assumed_hop(inferred.settings["stft_n_fft"]), "not in the weights")
     inferred.assume("skip_connection", False, "it has no weights")
+    inferred.model_type = backbone_variants.apply_backbone_variant(state_dict, inferred.model_type, inferred.settings, inferred.notes)
+    hidden_layers = inferred.settings.pop("mask_hidden_layers")
+    inferred.settings["mask_estimator_depth"] = mask_estimator_depth_for(inferred.model_type, hidden_layers)
     _assume_sample_rate(inferred)
     return inferred
 
 
-def _roformer_transformer_settings(state_dict: StateDict, model_type: str) -> Dict[str, Any]:
+def _axial_settings(state_dict: StateDict) -> Dict[str, Any]:
+    """The axial backbone's settings (as a RoFormer's), and `mask_hidden_layers` for the family's depth rule."""
     keys = set(state_dict)
     shape = lambda key: tuple(state_dict[key].shape)  # noqa: E731
     dim = shape("band_split.to_features.0.1.weight")[0]
@@ -372,7 +394,7 @@ def _roformer_transformer_settings(state_dict: StateDict, model_type: str) -> Di
         heads=heads,
         dim_head=shape(f"{attention}.to_qkv.weight")[0] // (3 * heads),
         value_residual=any(".to_value_residual_mix." in key for key in keys),
-        mask_estimator_depth=mask_estimator_depth_for(model_type, len(mask_linears) - 1),
+        mask_hidden_layers=len(mask_linears) - 1,
     )
     if len(mask_linears) > 1:
         settings["mlp_expansion_factor"] = mask_linears[0][0] // dim

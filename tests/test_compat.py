@@ -7,11 +7,12 @@ from typing import ClassVar
 import pytest
 import torch
 
-from bs_roformer import BSRNN, BSRoformer, BSRoformerConfig, MelBandRoformer, compat, load_model
+from bs_roformer import BSRNN, BSConformer, BSRoformer, BSRoformerConfig, MelBandConformer, MelBandRoformer, compat, load_model
 from bs_roformer.cli.separate import build_parser
 from bs_roformer.inference.checkpoint import infer_config
 from bs_roformer.models.config import model_config
 from helpers import SMALL_BANDS, SMALL_STFT, TINY, make_audio, perturb_
+from test_configs import CONFORMER
 from test_parity import AS_UPSTREAM_0_5_1
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -27,6 +28,9 @@ def mask_linears(model) -> int:
     (BSRoformer, dict(TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT), 1),
     (MelBandRoformer, dict(TINY, num_bands=8, **SMALL_STFT), 2),
     (BSRNN, dict(dim=16, depth=1, hidden=8, freqs_per_bands=SMALL_BANDS, **SMALL_STFT), 2),
+    # COMPAT: MSST's Conformer files, Mel too, build mask_estimator_depth - 1 hidden layers
+    (BSConformer, dict(CONFORMER, freqs_per_bands=SMALL_BANDS), 1),
+    (MelBandConformer, dict(CONFORMER, num_bands=8), 1),
 ])
 def test_mask_depth_rule_of_each_family(model_class, settings, hidden_layers):
     model = model_class(**settings, mask_estimator_depth=2)

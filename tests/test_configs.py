@@ -14,7 +14,18 @@ import pytest
 import torch
 import yaml
 
-from bs_roformer import BSRNN, BSRNNConfig, BSRoformer, BSRoformerConfig, MelBandRoformer, MelBandRoformerConfig
+from bs_roformer import (
+    BSRNN,
+    BSConformer,
+    BSConformerConfig,
+    BSRNNConfig,
+    BSRoformer,
+    BSRoformerConfig,
+    MelBandConformer,
+    MelBandConformerConfig,
+    MelBandRoformer,
+    MelBandRoformerConfig,
+)
 from bs_roformer.compat import MSST_MODEL_KEYWORDS
 from bs_roformer.inference.config import MODEL_TYPES, model_from_config, read_config
 from bs_roformer.inference.registry import REGISTRY
@@ -28,10 +39,14 @@ MSST = next(
     None,
 )
 
+CONFORMER = dict(dim=16, depth=1, heads=2, dim_head=8, time_conformer_depth=1, freq_conformer_depth=1, conv_kernel_size=3,
+                 **SMALL_STFT)
 FAMILIES = {
     "bs_roformer": (BSRoformer, BSRoformerConfig, dict(TINY, freqs_per_bands=SMALL_BANDS, **SMALL_STFT)),
     "mel_band_roformer": (MelBandRoformer, MelBandRoformerConfig, dict(TINY, num_bands=16, **SMALL_STFT)),
     "bsrnn": (BSRNN, BSRNNConfig, dict(dim=16, depth=1, hidden=8, freqs_per_bands=SMALL_BANDS, **SMALL_STFT)),
+    "bs_conformer": (BSConformer, BSConformerConfig, dict(CONFORMER, freqs_per_bands=SMALL_BANDS)),
+    "mel_band_conformer": (MelBandConformer, MelBandConformerConfig, dict(CONFORMER, num_bands=16)),
 }
 
 
@@ -74,17 +89,18 @@ def test_to_msst_writes_only_what_msst_model_files_take_unless_changed():
 
 
 @pytest.mark.skipif(MSST is None, reason="the MSST reference files (shared/references/msst-ccc011a) are not here")
-@pytest.mark.parametrize("model_type, file_name, class_name", [
-    ("bs_roformer", "bs_roformer.py", "BSRoformer"), ("mel_band_roformer", "mel_band_roformer.py", "MelBandRoformer"),
+@pytest.mark.parametrize("model_type, class_name", [
+    ("bs_roformer", "BSRoformer"), ("mel_band_roformer", "MelBandRoformer"),
+    ("bs_conformer", "BSConformer"), ("mel_band_conformer", "MelBandConformer"),
 ])
-def test_msst_keyword_table_is_msst_model_files_signature(model_type, file_name, class_name):
-    tree = ast.parse((MSST / "models" / "bs_roformer" / file_name).read_text())
+def test_msst_keyword_table_is_msst_model_files_signature(model_type, class_name):
+    tree = ast.parse((MSST / "models" / "bs_roformer" / f"{model_type}.py").read_text())
     init = next(
         node for cls in ast.walk(tree) if isinstance(cls, ast.ClassDef) and cls.name == class_name
         for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "__init__"
     )
-    keywords = {arg.arg for arg in init.args.args[1:] + init.args.kwonlyargs} - {"use_pope"}  # PoPE: another family
-    assert MSST_MODEL_KEYWORDS[model_type] == keywords
+    assert MSST_MODEL_KEYWORDS[model_type] == {arg.arg for arg in init.args.args[1:] + init.args.kwonlyargs}
+    assert MSST_MODEL_KEYWORDS[model_type] <= set(MODEL_TYPES[model_type].Config.__dataclass_fields__)
 
 
 def test_a_wrong_type_fails_once_at_config_time_naming_key_and_type(tmp_path):
@@ -117,6 +133,8 @@ def test_unknown_and_missing_keys_are_named_with_the_nearest_setting():
     with pytest.raises(ValueError, match=r"unknown setting 'freqs_per_bands'"):
         MelBandRoformerConfig.from_msst(dict(dim=16, depth=1, freqs_per_bands=(1, 2)))
     with pytest.raises(ValueError, match=r"missing setting depth \(axial layers"):
+        MelBandRoformerConfig.from_msst(dict(dim=16))
+    with pytest.raises(ValueError, match=r"missing the keyword depth .*num_layers is accepted as its alias"):
         BSRoformerConfig.from_msst(dict(dim=16))
     with pytest.raises(TypeError, match=r"BSRNN\(\): unknown setting 'hiden' \(did you mean hidden\?\)"):
         BSRNN(hiden=8)
@@ -141,7 +159,8 @@ def test_ignored_msst_keys_warn_only_when_set():
         assert BSRoformerConfig.from_msst(dict(settings, sage_attention=False, debug_visualize=None)) == config
 
 
-@pytest.mark.parametrize("config_class", [BSRoformerConfig, MelBandRoformerConfig, BSRNNConfig])
+@pytest.mark.parametrize("config_class", [BSRoformerConfig, MelBandRoformerConfig, BSRNNConfig, BSConformerConfig,
+                                          MelBandConformerConfig])
 def test_every_setting_is_documented_in_the_config_docstring(config_class):
     for item in fields(config_class):
         assert f"\n    {item.name}: " in config_class.__doc__

@@ -15,11 +15,17 @@ import yaml
 from beartype.door import is_bearable
 
 from ..compat import IGNORED_MSST_MODEL_KEYS
-from ..models import BSRNN, BSRoformer, MelBandRoformer
+from ..models import BSRNN, BSConformer, BSRoformer, MelBandConformer, MelBandRoformer
 from ..models.config import TYPE_CHECKS, hint_name
 
 # model type -> model class; each class has a typed `Config` (see bs_roformer.models.config)
-MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
+MODEL_TYPES = {
+    "bs_roformer": BSRoformer,
+    "mel_band_roformer": MelBandRoformer,
+    "bsrnn": BSRNN,
+    "bs_conformer": BSConformer,
+    "mel_band_conformer": MelBandConformer,
+}
 
 IGNORED_MODEL_KEYS = IGNORED_MSST_MODEL_KEYS  # the list lives in bs_roformer.compat
 
@@ -77,7 +83,8 @@ def model_type_of(config: Dict[str, Any], model_type: Optional[str] = None) -> s
     """The model type: given, or `training.model_type`, or told by the model keywords."""
     model_type = model_type or config["training"].get("model_type")
     if model_type is None:
-        model_type = "mel_band_roformer" if "num_bands" in config["model"] else "bs_roformer"
+        family = "conformer" if "time_conformer_depth" in config["model"] else "roformer"
+        model_type = ("mel_band_" if "num_bands" in config["model"] else "bs_") + family
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model type {model_type!r} is not supported; choose one of {sorted(MODEL_TYPES)}")
     return model_type

@@ -15,11 +15,11 @@ from ..modules.band_rnn import BandSequenceModel
 from ..modules.band_schemas import contiguous_bands
 from ..modules.bands import BandLayout
 from .band_split_model import BandSplitModel
-from .config import BandSplitConfig, check_positive_integers, model_config, setting
+from .config import ContiguousBandsConfig, check_positive_integers, model_config, setting
 
 
 @model_config
-class BSRNNConfig(BandSplitConfig):
+class BSRNNConfig(ContiguousBandsConfig):
     """BSRNN's settings; the defaults are the paper's: feature dim 128, 12 blocks of BLSTMs with 256 hidden
     units per direction, v7 bands, a 2048-point STFT with hop 512, masks from an MLP with one 512-unit
     hidden layer, and the waveform + STFT L1 loss summed over stems."""
@@ -29,7 +29,7 @@ class BSRNNConfig(BandSplitConfig):
     dim: int = 128
     depth: int = setting(12, "band-sequence blocks (across time, then across bands)")
     hidden: int = setting(256, "units per direction of each bidirectional layer")
-    freqs_per_bands: Union[str, Sequence[int]] = setting("v7", "a band schema name (bs_roformer.band_schema) or STFT bins per band")
+    freqs_per_bands: Union[str, Sequence[int]] = "v7"
     layer_type: str = setting("lstm", '"lstm", "gru" or "conv" (centred 1-D convolutions of conv_kernel_size)')
     conv_kernel_size: int = setting(5, "kernel size of the conv layers (odd)")
     attention_heads: int = setting(0, "heads of a TF-GridNet-style full-band self-attention after each block (0: none)")

@@ -1,7 +1,9 @@
 """Typed model configs: one frozen dataclass per model family, every setting with its default and meaning.
 
 In the spirit of nanoGPT's `GPTConfig`. The settings every band-split model has live once, in
-`BandSplitConfig`; the axial transformer's in `RoformerConfig`; a family's config adds only what differs.
+`BandSplitConfig`; the axial backbone's in `AxialConfig`, with its stacks in `RoformerConfig` (transformers)
+or `ConformerConfig`; the bands' in `ContiguousBandsConfig` or `MelBandsConfig`. A family's config combines
+them (`BSRoformerConfig(ContiguousBandsConfig, RoformerConfig)`) and adds only what differs.
 Read all settings of a model in one place with `help(BSRoformerConfig)` (the docstring lists them).
 
     config = BSRoformerConfig(dim=384, depth=8, stereo=True, num_stems=4)   # checked here, once
@@ -53,7 +55,7 @@ import inspect
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, ClassVar, Dict, Mapping, Optional, TypeVar
+from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, TypeVar, Union
 
 import torch
 from beartype import BeartypeConf
@@ -61,6 +63,7 @@ from beartype.door import is_bearable
 from torch import nn
 
 from ..compat import MSST_MODEL_KEYWORDS, drop_ignored_msst_keys
+from ..modules.band_schemas import BS_ROFORMER_BINS
 from ..modules.stft import frequency_range_bins
 
 MEANING = "meaning"
@@ -251,13 +254,10 @@ class BandSplitConfig(ModelConfig):
 
 
 @model_config
-class RoformerConfig(BandSplitConfig):
-    """The settings of the RoFormers' axial transformer (BS-RoFormer, Mel-Band RoFormer)."""
+class AxialConfig(BandSplitConfig):
+    """The settings of the axial backbone around the RoFormers' transformers and the Conformers' blocks."""
 
-    depth: int = setting(meaning="axial layers, each a time and a frequency transformer (and optionally a linear one)")
-    time_transformer_depth: int = setting(2, "transformer layers across time in each axial layer")
-    freq_transformer_depth: int = setting(2, "transformer layers across bands in each axial layer")
-    linear_transformer_depth: int = setting(0, "XCiT linear-attention layers before each axial layer's others (0: none)")
+    depth: int = setting(meaning="axial layers, each a time and a frequency stack (and optionally a linear one)")
     dim_head: int = setting(64, "features per attention head")
     heads: int = setting(8, "attention heads")
     attn_dropout: float = setting(0.0, "dropout on the attention weights")
@@ -265,13 +265,69 @@ class RoformerConfig(BandSplitConfig):
     flash_attn: bool = setting(True, "attention through F.scaled_dot_product_attention's kernels, else explicit")
     linear_flash_attn: Optional[bool] = setting(None, "the same for the linear layers (None: as flash_attn)")
     value_residual: bool = setting(False, "attentions after the first layer mix in its values (adds weights)")
-    skip_connection: bool = setting(False, "add the outputs of all previous layers before each time transformer")
+    skip_connection: bool = setting(False, "add the outputs of all previous layers before each time stack")
+    use_pope: bool = setting(False, "polar position embeddings (PoPE, MSST's BS PolarFormer) instead of rotary ones")
+    use_shared_bias: bool = setting(
+        False, "one qkv and one output bias added by every attention (the original BS-RoFormer SW export)"
+    )
     # COMPAT: MSST: every config carries dim_freqs_in; the bin count follows from stft_n_fft here
     dim_freqs_in: int = setting(1025, "accepted for MSST configs and ignored (the bins follow from stft_n_fft)")
 
     def validate(self) -> None:
         super().validate()
         check_positive_integers(depth=self.depth, heads=self.heads, dim_head=self.dim_head)
+
+    def axis_depths(self) -> Tuple[int, int, int]:
+        """Layers of the (time, frequency, linear) stacks in each axial layer."""
+        raise NotImplementedError
+
+
+@model_config
+class RoformerConfig(AxialConfig):
+    """The RoFormers' transformer stacks (BS-RoFormer, Mel-Band RoFormer)."""
+
+    time_transformer_depth: int = setting(2, "transformer layers across time in each axial layer")
+    freq_transformer_depth: int = setting(2, "transformer layers across bands in each axial layer")
+    linear_transformer_depth: int = setting(0, "XCiT linear-attention layers before each axial layer's others (0: none)")
+
+    def axis_depths(self) -> Tuple[int, int, int]:
+        return self.time_transformer_depth, self.freq_transformer_depth, self.linear_transformer_depth
+
+
+@model_config
+class ConformerConfig(AxialConfig):
+    """The Conformers' stacks (MSST's bs_conformer.py, mel_band_conformer.py)."""
+
+    time_conformer_depth: int = setting(2, "Conformer blocks across time in each axial layer")
+    freq_conformer_depth: int = setting(2, "Conformer blocks across bands in each axial layer")
+    linear_conformer_depth: int = setting(0, "linear-attention transformer layers before each axial layer's others (0: none)")
+    ff_mult: int = setting(4, "feed-forward width / dim")
+    conv_expansion_factor: int = setting(2, "convolution module width / dim")
+    conv_kernel_size: int = setting(31, "depthwise convolution kernel (odd)")
+
+    def axis_depths(self) -> Tuple[int, int, int]:
+        return self.time_conformer_depth, self.freq_conformer_depth, self.linear_conformer_depth
+
+
+@model_config
+class ContiguousBandsConfig(BandSplitConfig):
+    """Non-overlapping bands (BS-RoFormer, BS-Conformer, BSRNN)."""
+
+    freqs_per_bands: Union[str, Sequence[int]] = setting(
+        BS_ROFORMER_BINS,
+        "STFT bins per band, in order, adding up to the modelled bins; or a band schema name (bs_roformer.band_schema)",
+    )
+
+
+@model_config
+class MelBandsConfig(AxialConfig):
+    """Overlapping mel bands, and the defaults of MSST's Mel model files (Mel-Band RoFormer, Mel-Band Conformer)."""
+
+    num_bands: int = setting(60, "overlapping mel bands (librosa's mel filter bank at sample_rate)")
+    attn_dropout: float = 0.1
+    ff_dropout: float = 0.1
+    mask_estimator_depth: int = 1
+    match_input_audio_length: bool = False
 
 
 class _SettingsSignature:

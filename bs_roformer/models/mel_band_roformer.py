@@ -9,21 +9,15 @@ from typing import ClassVar
 
 from ..modules.bands import BandLayout, mel_band_membership
 from .band_split_roformer import BandSplitRoformer
-from .config import RoformerConfig, model_config, setting
+from .config import MelBandsConfig, RoformerConfig, model_config
 
 
 @model_config
-class MelBandRoformerConfig(RoformerConfig):
+class MelBandRoformerConfig(MelBandsConfig, RoformerConfig):
     """Mel-Band RoFormer's settings; the defaults are MSST's (upstream 0.5.1: linear_transformer_depth=1,
     zero_dc=False)."""
 
     model_type: ClassVar[str] = "mel_band_roformer"
-
-    num_bands: int = setting(60, "overlapping mel bands (librosa's mel filter bank at sample_rate)")
-    attn_dropout: float = 0.1
-    ff_dropout: float = 0.1
-    mask_estimator_depth: int = 1
-    match_input_audio_length: bool = False
 
 
 class MelBandRoformer(BandSplitRoformer):
@@ -39,7 +33,7 @@ class MelBandRoformer(BandSplitRoformer):
     Config = MelBandRoformerConfig
     norm_each_transformer = True
 
-    def build_bands(self, config: MelBandRoformerConfig, first_bin: int, end_bin: int) -> BandLayout:
+    def build_bands(self, config: MelBandsConfig, first_bin: int, end_bin: int) -> BandLayout:
         n_fft = config.stft_n_fft
         bins = None if (first_bin, end_bin) == (0, n_fft // 2 + 1) else (first_bin, end_bin)
         membership = mel_band_membership(config.sample_rate, n_fft, config.num_bands, bins)
