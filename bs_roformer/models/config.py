@@ -27,8 +27,8 @@ the parts any model family uses, band-split or not; `BandSplitConfig` and `Rofor
 Adding a model family (the pattern the band-split families follow):
 
     @model_config
-    class MyModelConfig(BandSplitConfig):                 # or RoformerConfig for an axial-transformer body
-        model_type: ClassVar[str] = "my_model"            # MSST's training.model_type
+    class MyModelConfig(ContiguousBandsConfig):           # bands + shared settings; add RoformerConfig
+        model_type: ClassVar[str] = "my_model"            # for an axial-transformer body; MSST's model_type
         depth: int = setting(6, "blocks of the backbone")  # a new setting: default and one-line meaning
         zero_dc: bool = False                             # another default for a shared setting: the
                                                           # meaning is inherited
