@@ -11,7 +11,8 @@ audio-separator and UVR ship copies of its model files) and lucidrains' bs-rofor
   `lineage_table()`, checked by a test), `upstream_settings`;
 - MSST config keys: `IGNORED_MSST_MODEL_KEYS` (dropped with a warning), `MSST_MODEL_KEYWORDS` (what
   `to_msst` may write for MSST to read);
-- checkpoint layouts: `renumber_empty_linear_slot` (upstream Mel without linear layers);
+- checkpoint layouts: `renumber_empty_linear_slot` (upstream Mel without linear layers),
+  `with_shared_biases` (the SW export), `with_lineage_conventions` (value-residual YAMLs);
 - command lines: `CLI_ALIASES`, the flags of other tools that `bs-roformer` accepts (`cli_flags`);
 - architecture inference: `infer_architecture(state_dict)`, which tries `RECOGNISERS` in order.
 
@@ -148,6 +149,24 @@ def upstream_settings(model_type: str) -> Dict[str, Any]:
     return settings
 
 
+def with_lineage_conventions(config: Dict[str, Any], state_dict: StateDict, notes: List[str]) -> Dict[str, Any]:
+    """A YAML config with the settings its checkpoint's lineage implies where the YAML leaves them out."""
+    # COMPAT: value-residual weights (`to_value_residual_mix`) come only from upstream bs-roformer 0.5.x,
+    # whose constructor has no keyword for it (always on there), so its YAMLs (e.g. unwa's BS_Inst_EXP_VRL)
+    # do not say it: its settings (value residual on, no DC zeroing, length not restored); a YAML's own win
+    if not any(".to_value_residual_mix." in key for key in state_dict):
+        return config
+    model = dict(config["model"])
+    added = {key: value for key, value in upstream_settings("bs_roformer").items() if key not in model}
+    if not added:
+        return config
+    notes.append(
+        "value-residual weights: settings of upstream bs-roformer 0.5.x added to the config ("
+        + ", ".join(f"{key}={value}" for key, value in added.items()) + ")"
+    )
+    return {**config, "model": {**model, **added}}
+
+
 def lineage_table() -> str:
     """The README's table of the settings where the lineages differ, from `LINEAGE_DIFFERENCES` and our defaults."""
 
@@ -226,6 +245,25 @@ def renumber_empty_linear_slot(model: torch.nn.Module, state_dict: StateDict) ->
     if has_slot_zero or not has_slot_two or not model_blocks or len(model_blocks[0]) != 2:
         return state_dict
     return {re.sub(r"^layers\.(\d+)\.(\d+)\.", lambda m: f"layers.{m[1]}.{int(m[2]) - 1}.", k): v for k, v in state_dict.items()}
+
+
+# the SW export's shared attention biases: top-level name -> the name under every attention
+SHARED_BIASES = {"shared_qkv_bias": "to_qkv.bias", "shared_out_bias": "to_out.0.bias"}
+
+
+def with_shared_biases(model: torch.nn.Module, state_dict: StateDict) -> StateDict:
+    """The state dict with every attention's copy of the shared biases, when it stores them once."""
+    # COMPAT: the BS-RoFormer SW export stores its shared biases once at the top level; splifft's state dict
+    # also under every attention
+    if not any(name in state_dict for name in SHARED_BIASES):
+        return state_dict
+    copies = {
+        key: state_dict[shared]
+        for key in model.state_dict()
+        for shared, suffix in SHARED_BIASES.items()
+        if key.endswith("." + suffix) and shared in state_dict
+    }
+    return {**copies, **state_dict}
 
 
 # --- command lines ----------------------------------------------------------------------------------------
@@ -358,7 +396,7 @@ def recognise_roformer(state_dict: StateDict) -> Optional[Inferred]:
 
     if inferred.settings["value_residual"]:
         # COMPAT: only upstream bs-roformer 0.5.x has value residual: use its iSTFT conventions
-        inferred.settings.update(zero_dc=False, match_input_audio_length=False)
+        inferred.settings.update(upstream_settings("bs_roformer"))
         inferred.notes.append("value-residual weights: treated as upstream bs-roformer 0.5.x (zero_dc off, length not restored)")
     else:
         inferred.notes.append("zero_dc on and input length restored, as in Music-Source-Separation-Training (not in the weights)")

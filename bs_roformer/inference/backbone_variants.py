@@ -2,26 +2,26 @@
 Conformer, value residual; telling them from their keys, and loading them.
 
 compat.recognise_roformer runs its plain RoFormer inference on `backbone_view(state_dict)` and then
-`apply_backbone_variant`; load_weights (loading.py) completes checkpoints with `with_shared_biases` and
-restores fixed PoPE frequencies with `restore_exact_pope_frequencies`; load_model gives a YAML config the
-conventions its checkpoint's lineage implies with `with_lineage_conventions`.
+`apply_backbone_variant`; load_weights (loading.py) restores fixed PoPE frequencies with
+`restore_exact_pope_frequencies`. The variants' checkpoint quirks (shared biases stored once, the
+conventions value-residual weights imply) are in bs_roformer.compat.
 """
 
 import re
 from collections import Counter
 from functools import lru_cache
-from typing import Any, Dict, FrozenSet, List, Tuple
+from typing import Any, Dict, FrozenSet, List
 
 import torch
 from torch import nn
 
+from ..compat import SHARED_BIASES
 from ..modules.pope import pope_inverse_frequencies
 
 StateDict = Dict[str, torch.Tensor]
 
 # conformer blocks name their attention `attn`; the plain inference expects a transformer layer's `0`
 CONFORMER_ATTENTION = re.compile(r"^(layers\.\d+\.\d+\.layers\.\d+)\.attn\.")
-SHARED_BIASES = {"shared_qkv_bias": "to_qkv.bias", "shared_out_bias": "to_out.0.bias"}
 
 
 def is_conformer(state_dict: StateDict) -> bool:
@@ -127,20 +127,6 @@ def check_known_key_families(state_dict: StateDict) -> None:
 # --- loading -------------------------------------------------------------------------------------------
 
 
-def with_shared_biases(model: nn.Module, state_dict: StateDict) -> StateDict:
-    """COMPAT: the SW export stores its shared biases once at the top level; splifft's state dict also under
-    every attention. Complete the per-attention names from the top-level tensors."""
-    if not any(name in state_dict for name in SHARED_BIASES):
-        return state_dict
-    copies = {
-        key: state_dict[shared]
-        for key in model.state_dict()
-        for shared, suffix in SHARED_BIASES.items()
-        if key.endswith("." + suffix) and shared in state_dict
-    }
-    return {**copies, **state_dict}
-
-
 def restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> None:
     """PoPE frequencies are fixed, never trained; an fp16 checkpoint (the published BS PolarFormer) rounds
     them by up to 0.05 %, i.e. half a radian at frame 1000. Where the stored values are the default
@@ -154,24 +140,3 @@ def restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> N
         if torch.equal(stored.cpu(), exact.to(stored.dtype)):
             with torch.no_grad():
                 inv_freqs.copy_(exact.to(inv_freqs.device))
-
-
-def with_lineage_conventions(config: Dict[str, Any], state_dict: StateDict, notes: List[str]) -> Dict[str, Any]:
-    """A YAML config with the settings its checkpoint's lineage implies where the YAML leaves them out.
-
-    Value-residual weights (`to_value_residual_mix`) come only from lucidrains' bs-roformer 0.5.x, whose
-    constructor has no keyword for it (it is always on there), so its YAMLs (e.g. unwa's BS_Inst_EXP_VRL)
-    do not say it: value residual on, no DC zeroing, length not restored. A YAML's own settings win.
-    """
-    if not any(".to_value_residual_mix." in key for key in state_dict):
-        return config
-    model = dict(config["model"])
-    implied = dict(value_residual=True, zero_dc=False, match_input_audio_length=False)
-    added = {key: value for key, value in implied.items() if key not in model}
-    if not added:
-        return config
-    notes.append(
-        "value-residual weights: settings of upstream bs-roformer 0.5.x added to the config ("
-        + ", ".join(f"{key}={value}" for key, value in added.items()) + ")"
-    )
-    return {**config, "model": {**model, **added}}

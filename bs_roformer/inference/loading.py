@@ -10,8 +10,8 @@ import torch
 import yaml
 from torch import nn
 
-from ..compat import renumber_empty_linear_slot
-from .backbone_variants import restore_exact_pope_frequencies, with_lineage_conventions, with_shared_biases
+from ..compat import renumber_empty_linear_slot, with_lineage_conventions, with_shared_biases
+from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
 from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
