@@ -107,6 +107,7 @@ def model_config(cls: type) -> type:
 
 
 def hint_name(hint: Any) -> str:
+    """A type hint as error messages show it: int, Optional[int], Union[str, Sequence[int]]."""
     if isinstance(hint, type):
         return hint.__name__
     return str(hint).replace("typing.", "").replace("collections.abc.", "")
