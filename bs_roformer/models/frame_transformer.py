@@ -53,7 +53,7 @@ class FrameTransformerConfig:
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(section) - known)
         if unknown:
-            raise TypeError(f"{cls.__name__} has no settings {unknown}; known: {sorted(known)}")
+            raise ValueError(f"the model section of a {cls.__name__}: unknown settings {unknown}; known: {sorted(known)}")
         return cls(**section)
 
     def to_msst(self) -> Dict[str, Any]:
@@ -104,7 +104,7 @@ class _FrameTransformerBase(nn.Module):
 
     def _init_settings(self, values: Mapping[str, Any]) -> None:
         """Check and keep the constructor's keywords (`values`: its locals) as `self.config`, hop resolved."""
-        config = self.config_class(**{field.name: values[field.name] for field in fields(self.config_class)})
+        config = self.Config(**{field.name: values[field.name] for field in fields(self.Config)})
         config = replace(config, hop_length=config.n_fft // 2 if config.hop_length is None else config.hop_length)
         check_positive_integers(
             in_channels=config.in_channels, out_channels=config.out_channels, channels=config.channels,
@@ -121,6 +121,11 @@ class _FrameTransformerBase(nn.Module):
         self.sample_rate = config.sample_rate
         self.stft_n_fft, self.stft_hop_length = config.n_fft, config.hop_length
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+
+    @classmethod
+    def from_config(cls, config: FrameTransformerConfig):
+        """The model of a config (`Config.from_msst(yaml["model"])`)."""
+        return cls(**config.to_msst())
 
     def mask_logits(self, magnitude: torch.Tensor) -> torch.Tensor:
         """(b, in_channels, n_fft / 2, frames) normalised magnitudes -> (b, out_channels, n_fft / 2, frames)
@@ -323,7 +328,7 @@ class FrameTransformer(_FrameTransformerBase):
     See `FrameTransformerConfig` for their meaning.
     """
 
-    config_class = FrameTransformerConfig
+    Config = FrameTransformerConfig
 
     def __init__(
         self,
@@ -413,7 +418,7 @@ class FrameTransformerV3(_FrameTransformerBase):
     model of the reference's training script.
     """
 
-    config_class = FrameTransformerV3Config
+    Config = FrameTransformerV3Config
 
     def __init__(
         self,

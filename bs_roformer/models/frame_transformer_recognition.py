@@ -1,4 +1,5 @@
-"""Recognising a frame-transformer checkpoint (V1 or V3) and reading its architecture from the tensors.
+"""Recognising a frame-transformer checkpoint (V1 or V3) and reading its architecture from the tensors
+(registered in `bs_roformer.compat.RECOGNISERS`).
 
 What the weights show: input and output channels, the first level's channels, the feed-forward expansion,
 the STFT size (from the bins a norm covers), the number of V3 layers, the version (which keys exist), and
@@ -11,22 +12,22 @@ or `load_model(..., model_overrides={"num_heads": 4})` overrides them.
 
 import math
 import re
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
-from ..models.frame_transformer import PUBLISHED_V1, TRAIN3_V3
+from ..compat import Inferred
+from .frame_transformer import PUBLISHED_V1, TRAIN3_V3
 
 V1_KEY, V3_KEY = "enc0_transformer.embed.weight", "transformer.0.attn.q_proj.weight_dw"
 MODEL_TYPE_V1, MODEL_TYPE_V3 = "frame_transformer", "frame_transformer_v3"
 
 
-def is_frame_transformer(state_dict: Mapping[str, torch.Tensor]) -> bool:
-    return V1_KEY in state_dict or (V3_KEY in state_dict and "embed.weight" in state_dict)
-
-
-def infer_frame_transformer_config(state_dict: Mapping[str, torch.Tensor]) -> Tuple[str, Dict[str, Any], List[str]]:
-    """(model_type, constructor keywords, notes on what was assumed) of a frame-transformer state dict."""
+def recognise_frame_transformer(state_dict: Mapping[str, torch.Tensor]) -> Optional[Inferred]:
+    """The model type, constructor keywords and notes on what was assumed of a frame-transformer state dict;
+    None for other weights."""
+    if V1_KEY not in state_dict and not (V3_KEY in state_dict and "embed.weight" in state_dict):
+        return None
     shape = lambda key: tuple(state_dict[key].shape)  # noqa: E731
     if V1_KEY in state_dict:
         model_type, preset = MODEL_TYPE_V1, PUBLISHED_V1
@@ -65,7 +66,7 @@ def infer_frame_transformer_config(state_dict: Mapping[str, torch.Tensor]) -> Tu
     notes += [
         f"hop_length={max_bin} (n_fft / 2) and sample_rate={preset.sample_rate} assumed (the reference scripts'; not in the weights)",
     ]
-    return model_type, kwargs, notes
+    return Inferred(model_type, kwargs, notes)
 
 
 def _heads_from_rotary(freqs, features: int):
