@@ -24,7 +24,7 @@ from torch import nn
 from ..modules.frame_attention import MultichannelMultiheadAttention
 from ..modules.multichannel import FrameNorm, MultichannelLayerNorm, MultichannelLinear
 from ..modules.stft import centred_stft, reflect_indices, tail_frames
-from .band_split_model import check_positive_integers
+from .config import check_positive_integers
 
 # the reference's Separator: crops of 1024 frames with 512 frames of context on each side; its TTA averages
 # the masks of crops of these sizes, without context
