@@ -231,6 +231,12 @@ def test_configs_round_trip_and_reject_unknown_settings():
     assert FrameTransformerV3Config.from_msst(v3.to_msst()) == v3
     with pytest.raises(ValueError, match="num_layers"):
         FrameTransformerConfig.from_msst({"num_layers": 3})
+    with pytest.raises(ValueError, match="did you mean num_heads"):
+        FrameTransformerConfig.from_msst({"num_head": 3})
+    with pytest.raises(TypeError, match="n_fft must be int"):
+        FrameTransformer(n_fft="2048")
+    with pytest.raises(ValueError, match="hop_length"):
+        FrameTransformerV3(n_fft=256, hop_length=512)
     with pytest.raises(ValueError, match="num_heads"):
         FrameTransformer(n_fft=256, num_heads=8)  # 8 heads do not divide the deepest level's 4 features
 

@@ -14,8 +14,8 @@ Names, shapes and order of the state dict are the reference's, so its checkpoint
 """
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from dataclasses import fields, replace
+from typing import Any, ClassVar, Mapping, Optional, Tuple, Union
 
 import torch
 from einops import rearrange
@@ -24,7 +24,7 @@ from torch import nn
 from ..modules.frame_attention import MultichannelMultiheadAttention
 from ..modules.multichannel import FrameNorm, MultichannelLayerNorm, MultichannelLinear
 from ..modules.stft import centred_stft, reflect_indices, tail_frames
-from .config import check_positive_integers
+from .config import ModelConfig, check_positive_integers, model_config, setting
 
 # the reference's Separator: crops of 1024 frames with 512 frames of context on each side; its TTA averages
 # the masks of crops of these sizes, without context
@@ -33,42 +33,44 @@ CROP_PADDING = 512
 TTA_CROP_SIZES = (256, 512, 1024, 2048)
 
 
-@dataclass(frozen=True)
-class FrameTransformerConfig:
+@model_config
+class FrameTransformerConfig(ModelConfig):
     """Settings of `FrameTransformer` (V1); defaults are the reference constructor's (see PUBLISHED_V1)."""
 
-    in_channels: int = 2  # audio channels in (magnitudes; 4 in the reference's phase variant)
-    out_channels: int = 2  # mask channels out (one per audio channel)
-    channels: int = 2  # channels of the first U-Net level (levels have 1, 2, 4, 6, 8, 10 times as many)
-    dropout: float = 0.1  # dropout after attention and feed-forward
-    n_fft: int = 2048  # STFT size; the network sees its n_fft / 2 lowest bins
-    num_heads: int = 4  # attention heads (not visible in the weights)
-    expansion: int = 4  # feed-forward width, times the features
-    hop_length: Optional[int] = None  # STFT hop; None: n_fft / 2 (the reference scripts' 1024 for 2048)
-    sample_rate: int = 44100  # audio sample rate (not in the reference's constructor)
+    model_type: ClassVar[str] = "frame_transformer"
+    in_channels: int = setting(2, "audio channels in (magnitudes; 4 in the reference's phase variant)")
+    out_channels: int = setting(2, "mask channels out (one per audio channel)")
+    channels: int = setting(2, "channels of the first U-Net level (V1's levels have 1, 2, 4, 6, 8, 10 times as many; V3: every layer's)")
+    dropout: float = setting(0.1, "dropout after attention and feed-forward")
+    n_fft: int = setting(2048, "STFT size; the network sees its n_fft / 2 lowest bins")
+    num_heads: int = setting(4, "attention heads (they must divide the features of every attention)")
+    expansion: int = setting(4, "feed-forward width, times the features (V3: times the channels)")
+    hop_length: Optional[int] = setting(None, "STFT hop; None: n_fft / 2 (the reference scripts' 1024 for 2048)")
+    sample_rate: int = setting(44100, "audio sample rate (not in the reference's constructor)")
 
-    @classmethod
-    def from_msst(cls, section: Mapping[str, Any]):
-        """From the `model:` section of an MSST-style YAML config; unknown keys are an error."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"the model section of a {cls.__name__}: unknown settings {unknown}; known: {sorted(known)}")
-        return cls(**section)
-
-    def to_msst(self) -> Dict[str, Any]:
-        """The `model:` section of an MSST-style YAML config."""
-        return asdict(self)
+    def validate(self) -> None:
+        super().validate()
+        check_positive_integers(
+            in_channels=self.in_channels, out_channels=self.out_channels, channels=self.channels,
+            num_heads=self.num_heads, expansion=self.expansion, sample_rate=self.sample_rate,
+        )
+        hop = self.n_fft // 2 if self.hop_length is None else self.hop_length
+        if self.n_fft < 2 or self.n_fft % 2 or not 0 < hop <= self.n_fft:
+            raise ValueError(f"n_fft must be even and 0 < hop_length <= n_fft; got {self.n_fft} and {self.hop_length}")
 
 
-@dataclass(frozen=True)
+@model_config
 class FrameTransformerV3Config(FrameTransformerConfig):
-    """Settings of `FrameTransformerV3`; the V1 settings mean the same (`channels`: every layer's channels;
-    `expansion`: the feed-forward's channel expansion)."""
+    """Settings of `FrameTransformerV3`."""
 
-    num_layers: int = 15  # transformer layers
-    repeats: int = 1  # unused by the reference's forward; kept so its settings are accepted
-    num_embeddings: int = 1024  # unused by the reference's forward; kept so its settings are accepted
+    model_type: ClassVar[str] = "frame_transformer_v3"
+    num_layers: int = setting(15, "transformer layers")
+    repeats: int = setting(1, "unused by the reference's forward; kept so its settings are accepted")
+    num_embeddings: int = setting(1024, "unused by the reference's forward; kept so its settings are accepted")
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_integers(num_layers=self.num_layers)
 
 
 # the settings of the published V1 checkpoint (`local.87.model.pth`, inference_thin2.py's defaults)
@@ -105,13 +107,8 @@ class _FrameTransformerBase(nn.Module):
     def _init_settings(self, values: Mapping[str, Any]) -> None:
         """Check and keep the constructor's keywords (`values`: its locals) as `self.config`, hop resolved."""
         config = self.Config(**{field.name: values[field.name] for field in fields(self.Config)})
-        config = replace(config, hop_length=config.n_fft // 2 if config.hop_length is None else config.hop_length)
-        check_positive_integers(
-            in_channels=config.in_channels, out_channels=config.out_channels, channels=config.channels,
-            num_heads=config.num_heads, expansion=config.expansion, hop_length=config.hop_length,
-        )
-        if config.n_fft < 2 or config.n_fft % 2 or config.hop_length > config.n_fft:
-            raise ValueError(f"n_fft must be even and hop_length at most n_fft; got {config.n_fft} and {config.hop_length}")
+        if config.hop_length is None:
+            config = replace(config, hop_length=config.n_fft // 2)
         self.config = config
         self.max_bin = config.n_fft // 2
         self.output_bin = config.n_fft // 2 + 1
@@ -125,7 +122,7 @@ class _FrameTransformerBase(nn.Module):
     @classmethod
     def from_config(cls, config: FrameTransformerConfig):
         """The model of a config (`Config.from_msst(yaml["model"])`)."""
-        return cls(**config.to_msst())
+        return cls(**{field.name: getattr(config, field.name) for field in fields(config)})
 
     def mask_logits(self, magnitude: torch.Tensor) -> torch.Tensor:
         """(b, in_channels, n_fft / 2, frames) normalised magnitudes -> (b, out_channels, n_fft / 2, frames)
@@ -437,7 +434,6 @@ class FrameTransformerV3(_FrameTransformerBase):
         sample_rate: int = 44100,
     ):
         super().__init__()
-        check_positive_integers(num_layers=num_layers)
         self._init_settings(locals())
         self.channels, self.repeats = channels, repeats
         self.embed = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1, bias=False)
