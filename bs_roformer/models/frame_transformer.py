@@ -341,9 +341,9 @@ class FrameTransformer(_FrameTransformerBase):
         sample_rate: int = 44100,
     ):
         super().__init__()
+        self._init_settings(locals())
         if n_fft < 64 or n_fft % 64:
             raise ValueError(f"n_fft must be a multiple of 64 (the V1 U-Net halves n_fft / 2 five times), got {n_fft}")
-        self._init_settings(locals())
         max_bin = self.max_bin
         transformer = dict(dropout=dropout, expansion=expansion, num_heads=num_heads)
         widths = [channels * width for width in LEVEL_WIDTHS]
