@@ -73,7 +73,8 @@ def evaluate(
     progress: bool = True,
 ) -> Evaluation:
     """Separate every track under `root` (MUSDB18-HQ layout) and score the model's stems against the references."""
-    stems = stems or separator.stems
+    # a model whose outputs are not all dataset stems scores those it learns (frame-transformer: the vocals)
+    stems = stems or list(getattr(separator.model, "target_stems", None) or separator.stems)
     # the mix is the sum of the stems only when they are all the instruments; else it must be on disk
     needs_mixture = set(separator.loaded.instruments) - set(stems) != set()
     tracks = FullTrackDataset(find_tracks(root, stems, require_mixture=needs_mixture), stems, channels=separator.loaded.audio_channels)
