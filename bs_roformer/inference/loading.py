@@ -10,8 +10,8 @@ import torch
 import yaml
 from torch import nn
 
-from ..modules.rotary import RotaryFrequencies
 from ..compat import renumber_empty_linear_slot, with_lineage_conventions, with_shared_biases
+from ..modules.rotary import RotaryFrequencies
 from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
@@ -85,8 +85,8 @@ def load_model(
         checkpoint file is inspected to infer the architecture (what cannot be inferred is listed in notes).
     model_type: bs_roformer or mel_band_roformer, when the config does not say.
     cache: where registry checkpoints are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer).
-    model_overrides: model keywords replacing the config's or the inferred ones (e.g. a head count, which
-        the weights do not show).
+    model_overrides: model keywords replacing the config's or the inferred ones (e.g. settings the weights
+        do not show, such as a frame-transformer's hop).
     """
     model = DEFAULT_MODEL if model is None else model
     entry = None if Path(model).exists() else registered(str(model))

@@ -6,8 +6,8 @@ the STFT size (from the bins a norm covers), the number of V3 layers, the versio
 the head count, through the length of the rotary frequency buffers (head width / 2) that the reference
 saves. What they do not show is listed in the notes and assumed: the hop (n_fft / 2: 1024 for 2048) and
 the sample rate (44100), the reference scripts'; and the head count when the rotary buffers are missing
-(V1: the published 8; V3: train3.py's 16). A YAML config
-or `load_model(..., model_overrides={"num_heads": 4})` overrides them.
+(V1: the published 8; V3: train3.py's 16). A YAML config or `load_model(..., model_overrides={...})`
+overrides them.
 """
 
 import math
