@@ -5,7 +5,8 @@ from .config import read_config
 from .loading import LoadedModel, load_model
 from .overlap_add import ChunkLayout, overlap_add
 from .registry import DEFAULT_MODEL, REGISTRY
-from .separator import Separator, pick_device
+from ..devices import pick_device
+from .separator import Separator
 
 __all__ = [
     "AudioFileError",
