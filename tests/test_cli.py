@@ -7,28 +7,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
 
 from bs_roformer.cli import main
-from bs_roformer.inference.config import model_from_config, read_config
-from helpers import perturb_, tiny_config
+from helpers import save_tiny_model, tone
 
 
 @pytest.fixture
 def model_files(tmp_path):
-    config = tiny_config()
-    torch.manual_seed(0)
-    model = perturb_(model_from_config(read_config(config)))
-    torch.save({"epoch": 1, "model_state_dict": model.state_dict()}, tmp_path / "model.ckpt")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    return ["--model", str(tmp_path / "model.ckpt"), "--config", str(tmp_path / "config.yaml")]
-
-
-def tone(seconds, rate, channels, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
-    return np.stack([signal * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+    return save_tiny_model(tmp_path)
 
 
 def test_wav_and_flac_mono_stereo_and_22khz(tmp_path, model_files, capsys):

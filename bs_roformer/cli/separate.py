@@ -122,7 +122,7 @@ def main(argv: List[str]) -> int:
     for note in notes + planned:
         print(f"note: {note}", file=sys.stderr)
 
-    total, written, skipped = len(inputs) + len(errors), 0, []
+    total, written, skipped = len(jobs) + len(errors), 0, []
     for job in tqdm(jobs, unit="file", desc="files", disable=len(jobs) < 2):
         existing = job.existing()
         if existing and not args.overwrite:

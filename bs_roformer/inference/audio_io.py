@@ -25,8 +25,10 @@ SUBTYPES = {"wav": ("FLOAT", "PCM_16", "PCM_24", "PCM_32"), "flac": ("PCM_24", "
 # the audio files bs_roformer reads, in order of preference where one name has several
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".w64", ".caf")
 
-# libsndfile's log of a WAV/AIFF whose data chunk runs past the end of the file: "data : 176400 (should be 88178)"
-_SHORT_DATA_CHUNK = re.compile(r"^(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)
+# libsndfile's log of a WAV whose data chunk runs past the end of the file: "data : 176400 (should be 88178)"
+_SHORT_DATA_CHUNK = re.compile(r"^data : (\d+) \(should be \d+\)", re.MULTILINE)
+_BLOCK_ALIGN = re.compile(r"Block Align\s*:\s*(\d+)")
+SCAN_BLOCK = 4096  # a truncated FLAC reads up to the failing block: small blocks keep most of it
 
 
 def check_channels(channels: int, what: str) -> None:
@@ -80,8 +82,8 @@ class AudioReader:
             reason = str(error).split(":")[-1].strip() or "unknown format"
             raise AudioFileError(f"{self.path}: cannot read audio ({reason}); supported: WAV, FLAC, MP3, OGG, AIFF") from None
         # libsndfile stops a WAV at the end of the file; the header says how long it was meant to be
-        short = _SHORT_DATA_CHUNK.search(log)
-        self.header_frames = self.frames * int(short[1]) // max(int(short[2]), 1) if short else self.frames
+        short, align = _SHORT_DATA_CHUNK.search(log), _BLOCK_ALIGN.search(log)
+        self.header_frames = int(short[1]) // int(align[1]) if short and align and int(align[1]) else self.frames
         if self.frames <= 0:
             raise AudioFileError(f"{self.path}: the file holds no audio samples")
         check_channels(self.channels, str(self.path))
@@ -90,7 +92,7 @@ class AudioReader:
         """Read the whole file once: refuse non-finite samples (or zero them) and warn of a truncated file."""
         found = NonFinite()
         try:
-            for block in self._decoded(self.frames):
+            for block in self._decoded(self.frames, SCAN_BLOCK):
                 found.update(block)
         except AudioFileError:
             if found.frames == 0:
@@ -113,11 +115,11 @@ class AudioReader:
         for block in self._decoded(self.frames):
             yield torch.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0) if self.nan_to_zero else block
 
-    def _decoded(self, frames: int) -> Iterator[torch.Tensor]:
+    def _decoded(self, frames: int, block: Optional[int] = None) -> Iterator[torch.Tensor]:
         done = 0
         try:
             with sf.SoundFile(str(self.path)) as file:
-                for block in file.blocks(blocksize=self.block, frames=frames, dtype="float32", always_2d=True):
+                for block in file.blocks(blocksize=block or self.block, frames=frames, dtype="float32", always_2d=True):
                     done += block.shape[0]
                     yield torch.from_numpy(block.T.copy())
         except sf.LibsndfileError as error:

@@ -150,6 +150,7 @@ def fetch(model: RegisteredModel, directory=None, progress: bool = True) -> Path
 
 def download(url: str, destination: Path, progress: bool = True) -> Path:
     """Download to `destination` through a temporary file renamed when complete."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(destination) as partial:
             with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as file:
