@@ -1,6 +1,7 @@
 """Ctrl-C and SIGTERM end a command the same way: cleanup runs, one line is printed, exit 128 + signal."""
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,13 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    pid = os.getpid()
+
     def raise_interrupted(signum, frame):
+        if os.getpid() != pid:  # a forked worker (DataLoader) ends as it would have without this handler
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise Interrupted(signum)
 
     previous = signal.signal(signal.SIGTERM, raise_interrupted)

@@ -131,7 +131,7 @@ def main(argv: List[str]) -> int:
             continue
         try:
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+                warnings.simplefilter("default")  # each distinct warning once per file
                 separator.separate_file(
                     job.source,
                     job.output_dir,

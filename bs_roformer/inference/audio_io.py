@@ -115,11 +115,11 @@ class AudioReader:
         for block in self._decoded(self.frames):
             yield torch.nan_to_num(block, nan=0.0, posinf=0.0, neginf=0.0) if self.nan_to_zero else block
 
-    def _decoded(self, frames: int, block: Optional[int] = None) -> Iterator[torch.Tensor]:
+    def _decoded(self, frames: int, blocksize: Optional[int] = None) -> Iterator[torch.Tensor]:
         done = 0
         try:
             with sf.SoundFile(str(self.path)) as file:
-                for block in file.blocks(blocksize=block or self.block, frames=frames, dtype="float32", always_2d=True):
+                for block in file.blocks(blocksize=blocksize or self.block, frames=frames, dtype="float32", always_2d=True):
                     done += block.shape[0]
                     yield torch.from_numpy(block.T.copy())
         except sf.LibsndfileError as error:
