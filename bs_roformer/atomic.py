@@ -87,6 +87,7 @@ class FileSet:
 
     def _rename_all(self) -> None:
         done = []  # (destination, the replaced file's backup or None)
+        destination = None
         try:
             for destination, temporary in self.temporary.items():
                 backup = None
@@ -95,13 +96,15 @@ class FileSet:
                     os.replace(destination, backup)
                 done.append((destination, backup))
                 os.replace(temporary, destination)
-        except BaseException:
-            for destination, backup in reversed(done):
+        except BaseException as error:
+            for published, backup in reversed(done):
                 with contextlib.suppress(OSError):
                     if backup is not None:
-                        os.replace(backup, destination)
-                    elif destination.exists():
-                        destination.unlink()
+                        os.replace(backup, published)
+                    elif published.exists():
+                        published.unlink()
+            if isinstance(error, OSError) and error.errno is not None:  # name the output, not a hidden temporary
+                raise OSError(error.errno, error.strerror, str(destination)) from None
             raise
 
 

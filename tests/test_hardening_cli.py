@@ -311,9 +311,12 @@ def test_single_stem_lossless_instrumental_is_written_once(tmp_path, capsys):
 
 def test_missing_inputs_are_reported_before_any_model_loads(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("bs_roformer.cli.separate.Separator", lambda *args, **kwargs: pytest.fail("the model was loaded"))
-    assert main([str(tmp_path / "missing.wav"), "-m", "a_model_that_would_be_downloaded"]) == 1
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no audio here")
+    assert main([str(tmp_path / "missing.wav"), str(tmp_path / "empty"), "-m", "a_model_that_would_be_downloaded"]) == 1
     err = capsys.readouterr().err
-    assert "missing.wav: no such file or folder" in err and "separated 0 of 1 inputs" in err
+    assert "missing.wav: no such file or folder" in err and "empty: no audio files in this folder" in err
+    assert "separated 0 of 2 inputs" in err
 
 
 def test_help_lists_every_command(monkeypatch):

@@ -208,7 +208,10 @@ class StemWriters:
     def _sound_file(self, path: Path, target: Path):
         # through a Python file, so that the operating system's reason for a failed write (ENOSPC, EACCES)
         # survives libsndfile, which reports every one as "System error."
-        sink = _Sink(open(path, "w+b", buffering=0), target)
+        try:
+            sink = _Sink(open(path, "w+b", buffering=0), target)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(target)) from None
         try:
             with sink.reporting():
                 file = sf.SoundFile(sink, "w", self.sample_rate, self.channels, self.subtype, format=self.format)

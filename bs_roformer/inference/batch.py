@@ -43,12 +43,16 @@ def find_inputs(paths: Sequence[str], exclude: Optional[Path] = None) -> Tuple[L
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                relative = file.relative_to(path)
-                if (file.is_file() and file.suffix.lower() in AUDIO_EXTENSIONS
-                        and not any(part.startswith(".") for part in relative.parts)
-                        and not (excluded is not None and excluded in file.resolve().parents)):
-                    inputs.append(Input(file, relative.parent))
+            found = [
+                Input(file, file.relative_to(path).parent)
+                for file in sorted(path.rglob("*"))
+                if file.is_file() and file.suffix.lower() in AUDIO_EXTENSIONS
+                and not any(part.startswith(".") for part in file.relative_to(path).parts)
+                and not (excluded is not None and excluded in file.resolve().parents)
+            ]
+            if not found:
+                errors.append(f"{path}: no audio files in this folder (looked for {', '.join(AUDIO_EXTENSIONS)})")
+            inputs += found
         elif path.exists():
             inputs.append(Input(path, Path(".")))
         else:
