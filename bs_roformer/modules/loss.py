@@ -11,7 +11,9 @@ from torch import nn
 class MultiResolutionSTFTLoss(nn.Module):
     """Sum over window sizes of the mean |STFT(estimate) - STFT(target)|: (..., t), (..., t) -> scalar.
 
-    Each resolution uses n_fft = max(window size, min_n_fft) and a shared hop, as in the reference code.
+    Each resolution uses n_fft = max(window size, min_n_fft) and a shared hop, as in the reference code;
+    with hop_at_least_quarter_window, the hop is max(hop_length, window size // 4) (COMPAT: MSST's
+    mel_band_conformer.py).
     """
 
     def __init__(
@@ -21,8 +23,10 @@ class MultiResolutionSTFTLoss(nn.Module):
         min_n_fft: int = 2048,
         normalized: bool = False,
         window_fn: Callable[..., torch.Tensor] = torch.hann_window,
+        hop_at_least_quarter_window: bool = False,
     ):
         super().__init__()
+        self.hop_at_least_quarter_window = hop_at_least_quarter_window
         self.window_sizes = tuple(window_sizes)
         self.hop_length = hop_length
         self.min_n_fft = min_n_fft
@@ -37,7 +41,7 @@ class MultiResolutionSTFTLoss(nn.Module):
             stft_kwargs = dict(
                 n_fft=max(window_size, self.min_n_fft),
                 win_length=window_size,
-                hop_length=self.hop_length,
+                hop_length=max(self.hop_length, window_size // 4) if self.hop_at_least_quarter_window else self.hop_length,
                 normalized=self.normalized,
                 window=self.window_fn(window_size, device=estimate.device),
                 return_complex=True,
