@@ -42,8 +42,7 @@ class AudioReader:
         try:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError) as error:
-            reason = str(error).split(":")[-1].strip() or "unknown format"
-            raise AudioFileError(f"{self.path}: cannot read audio ({reason}); supported: WAV, FLAC, MP3, OGG, AIFF") from None
+            raise _unreadable(self.path, error) from None
         self.sample_rate, self.channels, self.frames = info.samplerate, info.channels, info.frames
         if self.frames <= 0:
             raise AudioFileError(f"{self.path}: the file holds no audio samples")
@@ -58,6 +57,20 @@ class AudioReader:
     def read(self) -> torch.Tensor:
         """The whole file: (channels, frames)."""
         return torch.cat(list(self.blocks()), dim=-1)
+
+
+def read_frames(path, start: int = 0, frames: int = -1) -> torch.Tensor:
+    """(channels, n) float32 samples from `start`: `frames` of them (-1: to the end), fewer where the file ends."""
+    try:
+        audio, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise _unreadable(Path(path), error) from None
+    return torch.from_numpy(audio.T)
+
+
+def _unreadable(path: Path, error: Exception) -> AudioFileError:
+    reason = str(error).split(":")[-1].strip() or "unknown format"
+    return AudioFileError(f"{path}: cannot read audio ({reason}); supported: WAV, FLAC, MP3, OGG, AIFF")
 
 
 def read_audio(path) -> "tuple[torch.Tensor, int]":
