@@ -135,6 +135,9 @@ def test_training_errors_are_one_line_with_what_to_do(data, config_file, tmp_pat
     (broken / "train" / "track_001" / "bass.wav").unlink()
     assert cli_main(train_command(config_file, broken, tmp_path / "a")) == 1
     assert "bs-roformer train: error: track 'track_001'" in error_line(capsys)
+    # validation tracks are checked before training starts, not after the first epoch
+    assert cli_main(train_command(config_file, data, tmp_path / "b", "--valid", str(broken / "train"))) == 1
+    assert "track 'track_001'" in error_line(capsys) and not (tmp_path / "b").exists()
 
     out = tmp_path / "run"
     assert cli_main(train_command(config_file, data, out, "--max-steps", "1")) == 0
@@ -168,8 +171,11 @@ def test_evaluation_errors_are_one_line_with_what_to_do(data, tmp_path, capsys, 
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
-    assert cli_main(["evaluate", "--model", DEFAULT_MODEL, "--cache-dir", str(tmp_path / "cache"), "--data", str(root)]) == 1
+    named = ["evaluate", "--model", DEFAULT_MODEL, "--cache-dir", str(tmp_path / "cache"), "--data"]
+    assert cli_main([*named, str(root)]) == 1
     assert "could not download" in error_line(capsys)
+    assert cli_main([*named, str(tmp_path / "nothing")]) == 1  # the data is checked before the model is fetched
+    assert "dataset folder not found" in error_line(capsys)
 
 
 def test_bugs_keep_their_traceback_and_ctrl_c_says_how_to_continue(data, config_file, tmp_path, capsys, monkeypatch):

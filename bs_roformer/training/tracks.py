@@ -37,16 +37,26 @@ def find_tracks(
     mixture_of: stems that stand in for a missing mixture file (their sum is the mix): a track without one
     must have these too. sample_rate: refuse tracks at another rate.
     """
-    root = Path(root)
-    layout = f"{root}/<track>/{{{','.join(stems)}}}.wav"
-    if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "not found"
-        raise FileNotFoundError(f"dataset folder {what}: {root} (expected {layout}, as in MUSDB18-HQ's train/ and test/)")
+    root = check_dataset_folder(root, stems)
+    layout = _layout(root, stems)
     # hidden folders are editor and OS litter (.ipynb_checkpoints, .Trash), never tracks
     directories = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not directories:
         raise ValueError(f"{root} has no track folders; expected {layout}")
     return [_read_track(directory, stems, sample_rate, require_mixture, mixture_of) for directory in directories]
+
+
+def check_dataset_folder(root: Union[str, Path], stems: Optional[Sequence[str]] = None) -> Path:
+    """`root` as a Path, if it is a folder (FileNotFoundError showing the layout expected otherwise)."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "not found"
+        raise FileNotFoundError(f"dataset folder {what}: {root} (expected {_layout(root, stems)}, as in MUSDB18-HQ's train/ and test/)")
+    return root
+
+
+def _layout(root: Path, stems: Optional[Sequence[str]]) -> str:
+    return f"{root}/<track>/{{{','.join(stems)}}}.wav" if stems else f"{root}/<track>/<stem>.wav"
 
 
 def _find_audio(directory: Path, name: str) -> Optional[Path]:

@@ -34,6 +34,7 @@ from .dataset import dataset_from_config
 from .distributed import Processes
 from .evaluate import Evaluation, evaluate
 from .settings import TrainingSettings
+from .tracks import find_tracks
 
 VALIDATION_MEASURES = ("global_sdr", "mean_abs_error")
 
@@ -116,8 +117,9 @@ class Trainer:
         if not resume and (self.out / "last.ckpt").exists():
             raise FileExistsError(f"{self.out} already holds a training run: pass --resume to continue it, or another --out")
         torch.manual_seed(self.settings.seed)
-        self._build_model(pretrained, freeze_backbone)
-        self._build_data(Path(data), valid)
+        self._build_model()
+        self._build_data(Path(data), valid)  # before the weights are read: bad data is the commoner error
+        self._load_weights(pretrained, freeze_backbone)
         self._build_optimisation()
         self.step = 0
         self.best_sdr = -math.inf
@@ -128,7 +130,7 @@ class Trainer:
         else:
             self._on_main(self._start_run_dir)
 
-    def _build_model(self, pretrained: Optional[PathLike], freeze_backbone: bool) -> None:
+    def _build_model(self) -> None:
         self.model_type = model_type_of(self.config)
         self.model = model_from_config(self.config, self.model_type).to(self.device)
         self.stems = stem_names(self.config, self.model.num_stems)
@@ -141,6 +143,8 @@ class Trainer:
             )
         # the dataset yields every instrument; the model learns these
         self.target_indices = [self.instruments.index(stem) for stem in self.stems]
+
+    def _load_weights(self, pretrained: Optional[PathLike], freeze_backbone: bool) -> None:
         if pretrained is not None:
             left_out = load_pretrained(self.model, pretrained)
             self.log(f"loaded {pretrained}" + (f"; newly initialised: {', '.join(left_out)}" if left_out else ""))
@@ -153,6 +157,8 @@ class Trainer:
             self.config, data / "train", seed=self.settings.seed,
             length=self.settings.steps_per_epoch * self.batches_per_step * self.processes.world_size,
         )
+        if self.valid_root is not None:  # checked now rather than after the first epoch
+            find_tracks(self.valid_root, self.stems, mixture_of=self.instruments)
 
     def _build_optimisation(self) -> None:
         settings = self.settings
@@ -357,8 +363,8 @@ class Trainer:
                 f"cannot resume {run} with {self.processes.world_size} training process(es): it was saved with {saved_world}, "
                 "and each process draws its own share of the data; resume with the same --nproc_per_node"
             )
-        changed = sorted(key for key in {*state.get("model_config", {}), *self.config["model"]}
-                         if state.get("model_config", {}).get(key) != _plain(self.config["model"]).get(key))
+        saved_model, model = state.get("model_config", {}), _plain(self.config["model"])
+        changed = sorted(key for key in {*saved_model, *model} if saved_model.get(key) != model.get(key))
         if "model_config" in state and changed:
             raise ValueError(f"cannot resume {run} with another model: the config changes model.{', model.'.join(changed)}; "
                              f"resume with {self.out / 'config.yaml'}, or start a new run (--checkpoint to start from its weights)")
@@ -370,7 +376,8 @@ class Trainer:
                 self.plateau.load_state_dict(state["plateau"])
             if self.ema is not None and state["ema"] is not None:
                 self.ema.load_state_dict(state["ema"])
-            self.scaler.load_state_dict(state["scaler"])
+            if state["scaler"]:  # empty when saved without fp16: a run may switch precision
+                self.scaler.load_state_dict(state["scaler"])
             self.step, self.best_sdr, self.history = state["step"], state["best_sdr"], state["history"]
             self.epoch_losses = state["epoch_losses"]
             _restore_rng_states(state["rng"], self.device)
