@@ -138,6 +138,10 @@ def test_training_errors_are_one_line_with_what_to_do(data, config_file, tmp_pat
     # validation tracks are checked before training starts, not after the first epoch
     assert cli_main(train_command(config_file, data, tmp_path / "b", "--valid", str(broken / "train"))) == 1
     assert "track 'track_001'" in error_line(capsys) and not (tmp_path / "b").exists()
+    misspelt = tmp_path / "misspelt.yaml"
+    misspelt.write_text(yaml.safe_dump(small_config(batchsize=4)))
+    assert cli_main(train_command(misspelt, tmp_path / "nothing", tmp_path / "c")) == 1
+    assert "bs-roformer train: warning: unknown training settings, ignored: training.batchsize (did you mean batch_size?)\n" in capsys.readouterr().err
 
     out = tmp_path / "run"
     assert cli_main(train_command(config_file, data, out, "--max-steps", "1")) == 0
