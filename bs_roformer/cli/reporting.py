@@ -6,6 +6,7 @@ to do, so a traceback would only hide them. Anything else (TypeError, RuntimeErr
 its traceback.
 """
 
+import signal
 import sys
 import warnings
 from typing import Callable
@@ -13,11 +14,11 @@ from typing import Callable
 from ..training.distributed import OtherRankFailed
 
 ORDINARY_ERRORS = (OSError, ValueError, OtherRankFailed)
-FAILED, INTERRUPTED = 1, 130
+FAILED = 1
 
 
 def run_reporting(program: str, action: Callable[[], int], interrupted: str = "interrupted") -> int:
-    """`action()`'s exit code; an ordinary error or Ctrl-C as one line on stderr (exit 1 or 130), warnings one line each."""
+    """`action()`'s exit code; an ordinary error or Ctrl-C as one line on stderr (exit 1, or 130 for Ctrl-C), warnings one line each."""
     with warnings.catch_warnings():
         warnings.showwarning = lambda message, category, *_, **__: print(f"{program}: warning: {message}", file=sys.stderr)
         try:
@@ -25,6 +26,6 @@ def run_reporting(program: str, action: Callable[[], int], interrupted: str = "i
         except ORDINARY_ERRORS as error:
             print(f"{program}: error: {error}", file=sys.stderr)
             return FAILED
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM where it is raised as one (with its signum)
             print(f"{program}: {interrupted}", file=sys.stderr)
-            return INTERRUPTED
+            return 128 + int(getattr(interrupt, "signum", signal.SIGINT))

@@ -42,7 +42,8 @@ class AudioReader:
         try:
             info = sf.info(str(self.path))
         except (sf.LibsndfileError, RuntimeError) as error:
-            raise _unreadable(self.path, error) from None
+            reason = str(error).split(":")[-1].strip() or "unknown format"
+            raise AudioFileError(f"{self.path}: cannot read audio ({reason}); supported: WAV, FLAC, MP3, OGG, AIFF") from None
         self.sample_rate, self.channels, self.frames = info.samplerate, info.channels, info.frames
         if self.frames <= 0:
             raise AudioFileError(f"{self.path}: the file holds no audio samples")
@@ -64,13 +65,8 @@ def read_frames(path, start: int = 0, frames: int = -1) -> torch.Tensor:
     try:
         audio, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise _unreadable(Path(path), error) from None
+        raise AudioFileError(f"{path}: cannot read {frames} frames from frame {start} ({error}); replace or re-export the file") from None
     return torch.from_numpy(audio.T)
-
-
-def _unreadable(path: Path, error: Exception) -> AudioFileError:
-    reason = str(error).split(":")[-1].strip() or "unknown format"
-    return AudioFileError(f"{path}: cannot read audio ({reason}); supported: WAV, FLAC, MP3, OGG, AIFF")
 
 
 def read_audio(path) -> "tuple[torch.Tensor, int]":
