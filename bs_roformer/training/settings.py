@@ -106,7 +106,6 @@ class TrainingSettings:
             warnings.warn(f"resuming {run} with {name} {now!r} (it was saved with {then!r})", stacklevel=3)
 
 
-
 def _warn_unknown_keys(section: Dict[str, Any]) -> None:
     """One warning naming the keys nothing reads, each with the nearest known key; one for MSST's unapplied keys."""
     known = [field.name for field in fields(TrainingSettings)] + [*MSST_NAMES, *READ_ELSEWHERE]
