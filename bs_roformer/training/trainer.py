@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ..inference.checkpoint import read_state_dict
@@ -156,6 +156,7 @@ class Trainer:
         self.dataset = dataset_from_config(
             self.config, data / "train", seed=self.settings.seed,
             length=self.settings.steps_per_epoch * self.batches_per_step * self.processes.world_size,
+            mix_across_tracks=self.settings.remix_stems,
         )
         if self.valid_root is not None:  # checked now rather than after the first epoch
             find_tracks(self.valid_root, self.stems, mixture_of=self.instruments)
@@ -169,7 +170,9 @@ class Trainer:
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=settings.reduce_factor, patience=settings.patience
         ) if settings.scheduler == "plateau" else None
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True) if settings.ema_decay > 0 else None
+        self.ema = AveragedModel(
+            self.model, multi_avg_fn=ema_update(settings.ema_decay, settings.ema_warmup), use_buffers=True
+        ) if settings.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
 
     @property
@@ -418,6 +421,22 @@ def read_training_state(path: Path, device: torch.device) -> Dict[str, Any]:
         raise ValueError(f"{path} holds weights, not a training state: resume needs the last.ckpt a run saved "
                          "(to start from weights, use --checkpoint without --resume)")
     return state
+
+
+def ema_update(decay: float, warmup: bool):
+    """AveragedModel's update of one group of same-dtype tensors: average <- decay * average + (1 - decay) *
+    current; with warm-up the decay of the n-th update is min(decay, (1 + n) / (10 + n)). Integer buffers
+    (band indices, counters) are not averaged but copied."""
+
+    @torch.no_grad()
+    def update(averaged: List[torch.Tensor], current: List[torch.Tensor], num_averaged) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        step_decay = min(decay, (1 + int(num_averaged)) / (10 + int(num_averaged))) if warmup else decay
+        torch._foreach_lerp_(averaged, current, 1 - step_decay)
+
+    return update
 
 
 def _rng_states(device: torch.device) -> Dict[str, Any]:
