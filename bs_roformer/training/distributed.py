@@ -55,6 +55,8 @@ class Processes:
     def join(self, device: torch.device) -> None:
         """Join the process group: nccl between GPUs, gloo between CPU processes."""
         if self.distributed and not dist.is_initialized():
+            if device.type == "cuda":  # nccl's object collectives (gather, together) run on the current GPU
+                torch.cuda.set_device(device)
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
     def together(self, action: Callable[[], T]) -> T:
