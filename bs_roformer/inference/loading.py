@@ -1,5 +1,6 @@
 """`load_model`: a ready-to-use model from a registry name, a checkpoint, or a config plus a checkpoint."""
 
+import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from torch import nn
 
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
-from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
+from .registry import DEFAULT_MODEL, REGISTRY, fetch_model, registered
 
 PathLike = Union[str, Path]
 
@@ -83,14 +84,17 @@ def load_model(
     model = DEFAULT_MODEL if model is None else model
     entry = None if Path(model).exists() else registered(str(model))
     if entry is not None:
-        checkpoint = fetch(entry, cache, progress=progress)
-        config = entry.config_path if config is None else config
+        checkpoint, entry_config = fetch_model(entry, cache, progress=progress, with_config=config is None)
+        config = entry_config if config is None else config
         source = entry.name
     else:
         checkpoint = Path(model)
         if not checkpoint.exists():
-            names = ", ".join(sorted(REGISTRY))
-            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model ({names})")
+            known = [name for entry in REGISTRY.values() for name in entry.names()]
+            close = difflib.get_close_matches(str(model), known, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
+                                    "`bs-roformer models` lists the registered models")
         source = str(checkpoint)
 
     state_dict = read_state_dict(checkpoint)
