@@ -102,13 +102,18 @@ def download(argv: List[str]) -> int:
     parser.add_argument("names", nargs="+", help="names, aliases or checkpoint file names")
     parser.add_argument("--cache-dir", "--model_file_dir")
     args = parser.parse_args(argv)
+    return download_models(args.names, args.cache_dir)
+
+
+def download_models(names: List[str], cache=None) -> int:
+    """Download registry models into the cache (`models download`, `--download-only`); exit status."""
     failed = 0
-    for name in args.names:
+    for name in names:
         model = registered(name)
         try:
             if model is None:
                 raise ValueError("no registered model has this name (see `bs-roformer models`)")
-            checkpoint, config = fetch_model(model, args.cache_dir)
+            checkpoint, config = fetch_model(model, cache)
             print(f"{model.name}: {checkpoint} (config {config})")
         except (OSError, ValueError) as error:
             failed += 1

@@ -14,7 +14,10 @@ from tqdm import tqdm
 from ..inference.audio_io import AUDIO_EXTENSIONS, DEFAULT_TEMPLATE, SUBTYPES
 from ..inference.config import MODEL_TYPES
 from ..inference.registry import DEFAULT_MODEL
+from ..inference.ensemble import ALGORITHMS
 from ..inference.separator import PRECISIONS, Separator
+from .ensemble import separate_with_ensemble
+from .models import download_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +31,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input_folder", "--input-folder", action="append", default=[], metavar="DIR", help="a folder of audio files (repeatable)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("-m", "--model", "--start_check_point", "--model_filename", default=None, metavar="NAME_OR_PATH",
-                       help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}")
+    model.add_argument("-m", "--model", "--start_check_point", "--model_filename", action="append", default=[], metavar="NAME_OR_PATH",
+                       help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}. "
+                       "Several -m: an ensemble of their stems")
+    model.add_argument("--extra_models", nargs="+", default=[], metavar="NAME_OR_PATH", help="more models for the ensemble (as -m)")
+    model.add_argument("--ensemble", "--ensemble_algorithm", choices=ALGORITHMS, default="avg_wave",
+                       help="how several models' stems are combined: avg/median/min/max of waveforms (_wave) or of "
+                       "STFT magnitudes with the mix's phase (_fft); default avg_wave")
+    model.add_argument("--ensemble-weights", "--ensemble_weights", nargs="+", type=float, default=None, metavar="W",
+                       help="one weight per model, for avg_wave / avg_fft")
+    model.add_argument("--download-only", "--download_model_only", action="store_true",
+                       help="download the -m models (checkpoint and config) into the cache and exit")
     model.add_argument("--config", "--config_path", default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
     model.add_argument("--model_type", "--model-type", choices=sorted(MODEL_TYPES), help="when the config does not say")
     model.add_argument("--cache-dir", "--model_file_dir", default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
@@ -77,6 +89,9 @@ def collect_inputs(paths: List[str]) -> Tuple[List[Path], List[str]]:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
+    models = args.model + args.extra_models
+    if args.download_only:
+        return download_models(models or [DEFAULT_MODEL], args.cache_dir)
     files, errors = collect_inputs(args.inputs + args.input_folder)
     if not files and not errors:
         print("bs-roformer: give one or more audio files or folders, e.g. bs-roformer song.wav", file=sys.stderr)
@@ -85,20 +100,20 @@ def main(argv: List[str]) -> int:
     device = "cpu" if args.force_cpu else args.device
     if device is None and args.device_ids:
         device = f"cuda:{args.device_ids[0]}"
+    options = dict(
+        device=device,
+        chunk_size=args.chunk_size,
+        num_overlap=args.overlap,
+        batch_size=args.batch_size,
+        tta=args.use_tta,
+        precision=args.precision,
+        progress=not args.disable_detailed_pbar,
+        cache=args.cache_dir,
+    )
+    if len(models) > 1:
+        return separate_with_ensemble(args, models, files, errors, options)
     try:
-        separator = Separator(
-            args.model,
-            config=args.config,
-            model_type=args.model_type,
-            device=device,
-            chunk_size=args.chunk_size,
-            num_overlap=args.overlap,
-            batch_size=args.batch_size,
-            tta=args.use_tta,
-            precision=args.precision,
-            progress=not args.disable_detailed_pbar,
-            cache=args.cache_dir,
-        )
+        separator = Separator(models[0] if models else None, config=args.config, model_type=args.model_type, **options)
     except (OSError, ValueError, TypeError) as error:
         print(f"bs-roformer: cannot load the model: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,37 @@
+"""`bs-roformer song.wav -m A -m B --ensemble avg_wave --ensemble-weights 1 2`: several models, stems combined."""
+
+import sys
+from pathlib import Path
+from typing import List
+
+from ..inference.ensemble import Ensemble
+
+
+def separate_with_ensemble(args, models: List[str], files: List[Path], errors: List[str], options: dict) -> int:
+    """Separate `files` with every model (one loaded at a time), combine per stem, report like one model."""
+    if args.lossless:
+        print("bs-roformer: --lossless applies to one model; an ensemble's combined stems do not add up to the mix", file=sys.stderr)
+        return 2
+    if args.config is not None:
+        print("bs-roformer: --config describes one checkpoint; an ensemble takes registry names or checkpoints "
+              "whose architecture can be read from the weights", file=sys.stderr)
+        return 2
+    try:
+        ensemble = Ensemble(models, ensemble=args.ensemble, weights=args.ensemble_weights, model_type=args.model_type, **options)
+        written, failed = ensemble.separate_files(
+            files, args.output, template=args.filename_template, file_format=args.format, subtype=args.pcm_type,
+            extract_instrumental=args.extract_instrumental, overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as error:
+        print(f"bs-roformer: cannot run the ensemble: {error}", file=sys.stderr)
+        return 1
+    inputs = len(files) + len(errors)
+    errors = errors + [str(error) if str(path) in str(error) else f"{path}: {error}" for path, error in failed]
+    print(f"separated {len(written)} of {inputs} inputs into {args.output} "
+          f"with an ensemble of {len(models)} models ({args.ensemble})", file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} failed:", file=sys.stderr)
+        for message in errors:
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
