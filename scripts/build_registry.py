@@ -428,7 +428,29 @@ def build() -> List[Dict[str, Any]]:
     taken = {alias for entry in entries for alias in entry["aliases"]}
     entries += audio_separator_entries(taken) + msst_entries()
     _check(entries)
-    return entries
+    classic = [fields["name"] for fields in CLASSIC.values()] + [MSST[0]["name"]]
+    return sorted(entries, key=lambda entry: (entry["name"] not in classic, classic.index(entry["name"]) if entry["name"] in classic else 0, entry["name"]))
+
+
+def presets(entries: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """audio-separator's ensemble presets whose models are all in the registry, whose rule is one of ours
+    and whose models share a stem name (what an ensemble combines)."""
+    from bs_roformer.inference.ensemble import ALGORITHMS
+
+    by_name = {alias: entry for entry in entries for alias in [entry["name"], *entry["aliases"]]}
+    chosen = {}
+    for key, preset in json.loads((AUDIO_SEPARATOR / "ensemble_presets.json").read_text())["presets"].items():
+        members = [by_name.get(model) for model in preset["models"]]
+        if None in members or preset["algorithm"] not in ALGORITHMS:
+            print(f"preset {key} left out: {preset['algorithm']} or a model we do not have ({preset['models']})")
+            continue
+        shared = set.intersection(*(set(member["stems"]) for member in members))
+        if not shared:
+            print(f"preset {key} left out: its models share no stem name ({[member['stems'] for member in members]})")
+            continue
+        chosen[key] = dict(models=[member["name"] for member in members], ensemble=preset["algorithm"],
+                           weights=preset["weights"], description=preset["description"])
+    return chosen
 
 
 def _check(entries: List[Dict[str, Any]]) -> None:
@@ -447,10 +469,12 @@ def _check(entries: List[Dict[str, Any]]) -> None:
 def main() -> None:
     entries = build()
     DATA.parent.mkdir(parents=True, exist_ok=True)
-    DATA.write_text(json.dumps({"version": 1, "models": entries}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    chosen = presets(entries)
+    DATA.write_text(json.dumps({"version": 1, "models": entries, "presets": chosen}, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     pinned = sum(1 for entry in entries if entry["sha256"])
     shipped = sum(1 for entry in entries if entry.get("config"))
-    print(f"{len(entries)} entries ({pinned} with a pinned sha256, {shipped} with a shipped config) -> {DATA.relative_to(ROOT)}")
+    print(f"{len(entries)} entries ({pinned} with a pinned sha256, {shipped} with a shipped config), "
+          f"{len(chosen)} ensemble presets -> {DATA.relative_to(ROOT)}")
     from bs_roformer.cli.models import write_model_docs  # reads the registry just written
 
     write_model_docs(ROOT)

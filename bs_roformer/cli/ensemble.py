@@ -5,6 +5,21 @@ from pathlib import Path
 from typing import List
 
 from ..inference.ensemble import Ensemble
+from ..inference.registry import PRESETS
+
+
+def ensemble_models(args) -> List[str]:
+    """The models of the command (-m, --extra_models, or a preset, which also sets the rule and weights)."""
+    models = args.model + args.extra_models
+    if args.ensemble_preset is None:
+        return models
+    preset = PRESETS.get(args.ensemble_preset)
+    if preset is None:
+        raise ValueError(f"no ensemble preset is called {args.ensemble_preset}; choose one of {', '.join(PRESETS)}")
+    if models:
+        raise ValueError("--ensemble-preset chooses the models: give it without -m")
+    args.ensemble, args.ensemble_weights = preset.ensemble, preset.weights and list(preset.weights)
+    return list(preset.models)
 
 
 def separate_with_ensemble(args, models: List[str], files: List[Path], errors: List[str], options: dict) -> int:

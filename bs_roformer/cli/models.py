@@ -5,6 +5,7 @@
     bs-roformer models --json                  # the same, machine-readable
     bs-roformer models info NAME               # one entry in full (also by alias or checkpoint file name)
     bs-roformer models download NAME ...       # download checkpoints (and configs) without separating
+    bs-roformer models presets                 # the named ensembles (--ensemble-preset)
 """
 
 import argparse
@@ -14,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable, List, Optional
 
-from ..inference.registry import DEFAULT_MODEL, REGISTRY, RegisteredModel, _read_registry, cache_dir, fetch_model, registered
+from ..inference.registry import DEFAULT_MODEL, PRESETS, REGISTRY, RegisteredModel, _read_registry, cache_dir, fetch_model, registered, suggestions
 
 README_MARKERS = ("<!-- models-table -->", "<!-- /models-table -->")
 
@@ -24,8 +25,13 @@ def main(argv: List[str]) -> int:
         return info(argv[1:])
     if argv[:1] == ["download"]:
         return download(argv[1:])
+    if argv[:1] == ["presets"]:
+        for preset in PRESETS.values():
+            weights = f", weights {' '.join(map(str, preset.weights))}" if preset.weights else ""
+            print(f"{preset.name}: {' + '.join(preset.models)} ({preset.ensemble}{weights})\n    {preset.description}")
+        return 0
     parser = argparse.ArgumentParser(prog="bs-roformer models", description="List the models bs-roformer can download by name. "
-                                     "Also: `bs-roformer models info NAME`, `bs-roformer models download NAME ...`.")
+                                     "Also: `bs-roformer models info NAME`, `bs-roformer models download NAME ...`, `bs-roformer models presets`.")
     parser.add_argument("--filter", "--list_filter", action="append", default=[], metavar="TEXT",
                         help="keep entries whose stems, architecture, variant, authors or names contain TEXT (repeat: all must match)")
     parser.add_argument("--json", action="store_true", help="print JSON")
@@ -79,7 +85,9 @@ def info(argv: List[str]) -> int:
     args = parser.parse_args(argv)
     model = registered(args.name)
     if model is None:
-        print(f"bs-roformer models: no registered model is called {args.name}", file=sys.stderr)
+        close = suggestions(args.name)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        print(f"bs-roformer models: no registered model is called {args.name}{hint}", file=sys.stderr)
         return 1
     cache = args.cache_dir
     config = model.config_path or f"downloaded from {' or '.join(model.config_urls)} to {model.config_cache_path(cache)}"
@@ -123,12 +131,18 @@ def download_models(names: List[str], cache=None) -> int:
 
 # --- the generated documentation -------------------------------------------------------------------------
 
+def stems_label(model: RegisteredModel, limit: int = 6) -> str:
+    if len(model.stems) <= limit:
+        return ", ".join(model.stems)
+    return f"{len(model.stems)} stems: {', '.join(model.stems[:limit])}, ..."
+
+
 def markdown_table(entries: Iterable[RegisteredModel]) -> str:
     """The full table (docs/models.md)."""
     lines = ["| name | architecture | stems | size | sha256 | also known as |", "|---|---|---|---|---|---|"]
     for model in entries:
         aliases = ", ".join(f"`{alias}`" for alias in model.aliases)
-        lines.append(f"| `{model.name}` | {architecture_label(model)} | {', '.join(model.stems)} | {size_label(model.size)} | "
+        lines.append(f"| `{model.name}` | {architecture_label(model)} | {stems_label(model)} | {size_label(model.size)} | "
                      f"{'pinned' if model.sha256 else 'recorded'} | {aliases} |")
     return "\n".join(lines)
 
@@ -152,7 +166,7 @@ def readme_summary(entries: List[RegisteredModel]) -> str:
         "|---|---|---|",
     ]
     for stem, models in common:
-        examples = ", ".join(f"`{model.name}`" for model in models[:3])
+        examples = ", ".join(f"`{model.name}`" for model in sorted(models, key=lambda model: len(model.stems))[:3])
         lines.append(f"| {stem} | {len(models)} | {examples} |")
     lines += ["", "<details><summary>All models</summary>", "", markdown_table(entries), "", "</details>"]
     return "\n".join(lines)

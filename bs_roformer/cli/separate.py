@@ -16,7 +16,7 @@ from ..inference.config import MODEL_TYPES
 from ..inference.registry import DEFAULT_MODEL
 from ..inference.ensemble import ALGORITHMS
 from ..inference.separator import PRECISIONS, Separator
-from .ensemble import separate_with_ensemble
+from .ensemble import ensemble_models, separate_with_ensemble
 from .models import download_models
 
 
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "STFT magnitudes with the mix's phase (_fft); default avg_wave")
     model.add_argument("--ensemble-weights", "--ensemble_weights", nargs="+", type=float, default=None, metavar="W",
                        help="one weight per model, for avg_wave / avg_fft")
+    model.add_argument("--ensemble-preset", "--ensemble_preset", default=None, metavar="NAME",
+                       help="a named ensemble: its models and rule (`bs-roformer models presets` lists them)")
     model.add_argument("--download-only", "--download_model_only", action="store_true",
                        help="download the -m models (checkpoint and config) into the cache and exit")
     model.add_argument("--config", "--config_path", default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
@@ -89,7 +91,11 @@ def collect_inputs(paths: List[str]) -> Tuple[List[Path], List[str]]:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    models = args.model + args.extra_models
+    try:
+        models = ensemble_models(args)
+    except ValueError as error:
+        print(f"bs-roformer: {error}", file=sys.stderr)
+        return 2
     if args.download_only:
         return download_models(models or [DEFAULT_MODEL], args.cache_dir)
     files, errors = collect_inputs(args.inputs + args.input_folder)

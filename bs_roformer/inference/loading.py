@@ -1,6 +1,5 @@
 """`load_model`: a ready-to-use model from a registry name, a checkpoint, or a config plus a checkpoint."""
 
-import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,7 +12,7 @@ from torch import nn
 
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
-from .registry import DEFAULT_MODEL, REGISTRY, fetch_model, registered
+from .registry import DEFAULT_MODEL, fetch_model, registered, suggestions
 
 PathLike = Union[str, Path]
 
@@ -90,8 +89,7 @@ def load_model(
     else:
         checkpoint = Path(model)
         if not checkpoint.exists():
-            known = [name for entry in REGISTRY.values() for name in entry.names()]
-            close = difflib.get_close_matches(str(model), known, n=3, cutoff=0.6)
+            close = suggestions(str(model))
             hint = f"did you mean {', '.join(close)}? " if close else ""
             raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
                                     "`bs-roformer models` lists the registered models")

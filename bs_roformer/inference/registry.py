@@ -9,6 +9,7 @@ download. Every later load verifies the file against it. Downloads go through a 
 complete.
 """
 
+import difflib
 import hashlib
 import http.client
 import json
@@ -89,12 +90,32 @@ class RegisteredModel:
         return (self.name, self.file_name, *self.aliases)
 
 
+@dataclass(frozen=True)
+class EnsemblePreset:
+    """A named ensemble (audio-separator's presets that our models and rules cover)."""
+
+    name: str
+    models: Tuple[str, ...]
+    ensemble: str
+    weights: Optional[Tuple[float, ...]] = None
+    description: str = ""
+
+
 def _read_registry(path: Path = REGISTRY_FILE) -> Dict[str, RegisteredModel]:
     entries = json.loads(path.read_text(encoding="utf-8"))["models"]
     return {entry["name"]: RegisteredModel.from_json(entry) for entry in entries}
 
 
+def _read_presets(path: Path = REGISTRY_FILE) -> Dict[str, EnsemblePreset]:
+    presets = json.loads(path.read_text(encoding="utf-8")).get("presets", {})
+    return {
+        name: EnsemblePreset(name, tuple(preset["models"]), preset["ensemble"], preset["weights"] and tuple(preset["weights"]), preset["description"])
+        for name, preset in presets.items()
+    }
+
+
 REGISTRY: Dict[str, RegisteredModel] = _read_registry()
+PRESETS: Dict[str, EnsemblePreset] = _read_presets()
 DEFAULT_MODEL = "model_bs_roformer_ep_17_sdr_9.6568"
 
 
@@ -112,6 +133,12 @@ def registered(name: str) -> Optional[RegisteredModel]:
         if bare in {_without_extension(known) for known in model.names()}:
             return model
     return None
+
+
+def suggestions(name: str, count: int = 3) -> List[str]:
+    """Registered names close to a mistyped one."""
+    known = [known for model in REGISTRY.values() for known in model.names()]
+    return difflib.get_close_matches(name, known, n=count, cutoff=0.6)
 
 
 def cache_dir(override=None) -> Path:
