@@ -150,3 +150,17 @@ def test_the_command_line_runs_an_ensemble(tmp_path, two_models, capsys):
     assert main([*args, "--lossless"]) == 2
     assert "--lossless applies to one model" in capsys.readouterr().err
     assert set(ALGORITHMS) == {f"{rule}_{domain}" for rule in ("avg", "median", "min", "max") for domain in ("wave", "fft")}
+
+
+def test_presets_name_registered_models_and_run_from_the_command_line(tmp_path, two_models, monkeypatch, capsys):
+    for preset in registry.PRESETS.values():
+        assert all(registry.registered(model) for model in preset.models) and preset.ensemble in ALGORITHMS
+    monkeypatch.setitem(registry.PRESETS, "tiny", registry.EnsemblePreset("tiny", tuple(two_models), "median_fft"))
+    song = tmp_path / "song.wav"
+    sf.write(song, make_audio(1, 2, 9000)[0].T.numpy(), 44100)
+    assert main([str(song), "-o", str(tmp_path / "out"), "--ensemble-preset", "tiny", "--disable_detailed_pbar"]) == 0
+    assert "with an ensemble of 2 models (median_fft)" in capsys.readouterr().err
+    assert main([str(song), "--ensemble-preset", "tiny", "-m", "tiny-a"]) == 2
+    assert "--ensemble-preset chooses the models" in capsys.readouterr().err
+    assert main([str(song), "--ensemble_preset", "nope"]) == 2
+    assert "no ensemble preset is called nope" in capsys.readouterr().err
