@@ -25,8 +25,13 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bs_roformer.cli.models import write_model_docs  # noqa: E402
+from bs_roformer.inference.config import model_from_config, read_config, stem_names  # noqa: E402
+from bs_roformer.inference.ensemble import ALGORITHMS  # noqa: E402
+
 DATA = ROOT / "bs_roformer" / "data" / "registry.json"
-ZOO_CONFIGS = ROOT / "bs_roformer" / "configs" / "zoo"
+CONFIG_DIR = ROOT / "bs_roformer" / "configs"
+ZOO_CONFIGS = CONFIG_DIR / "zoo"
 REFERENCES = Path(os.environ.get("BS_ROFORMER_REFERENCE_DIR") or Path.home() / ".cache" / "bs_roformer-test-references")
 SPLIFFT = REFERENCES / "splifft-0.0.9" / "splifft" / "data"
 AUDIO_SEPARATOR = REFERENCES / "audio-separator-0.47.1" / "audio_separator"
@@ -36,7 +41,6 @@ AS_RELEASE = "https://github.com/nomadkaraoke/python-audio-separator/releases/do
 UVR_CONFIGS = "https://raw.githubusercontent.com/TRvlvr/application_data/main/mdx_model_data/mdx_c_configs/"
 MSST_RELEASE = "https://github.com/ZFTurbo/Music-Source-Separation-Training/releases/download/"
 NOT_DIRECT = ("drive.google.com", "mega.nz", "disk.yandex.ru")
-# MSST added zero_dc (on by default) on 2025-09-23; nothing else in a converted config depends on dates
 
 # --- the entries that existed before the zoo: their names, aliases and MSST configs stay ----------------
 CLASSIC = {
@@ -144,7 +148,8 @@ AS_ONLY = {
 }
 # where MSST's table names the author's own host, it comes first
 AS_PRIMARY = {
-    "aspiration_mel_band_roformer_sdr_18.9845.ckpt": "https://huggingface.co/Sucial/Aspiration_Mel_Band_Roformer/resolve/main/",
+    "aspiration_mel_band_roformer_sdr_18.9845.ckpt":
+        "https://huggingface.co/Sucial/Aspiration_Mel_Band_Roformer/resolve/main/aspiration_mel_band_roformer_sdr_18.9845.ckpt",
 }
 
 # MSST's tables (docs/pretrained_models.md, docs/mel_roformer_experiments.md at ccc011a)
@@ -263,8 +268,6 @@ def check_size(config: Dict[str, Any], size: Optional[int]) -> None:
     mask depth or width shows here)."""
     if not size:
         return
-    from bs_roformer.inference.config import model_from_config, read_config
-
     key = json.dumps(config["model"], sort_keys=True, default=list)
     if key not in _PARAMETERS:
         _PARAMETERS[key] = sum(p.numel() for p in model_from_config(read_config(config)).parameters())
@@ -288,24 +291,12 @@ def write_config(config_id: str, config: Dict[str, Any]) -> str:
     return f"zoo/{path.name}"
 
 
-def read_config(path):
-    from bs_roformer.inference.config import read_config
-
-    return read_config(path)
-
-
-def stem_names(config, num_stems):
-    from bs_roformer.inference.config import stem_names
-
-    return stem_names(config, num_stems)
-
-
-def splifft_entries(as_names: Dict[str, str]) -> List[Dict[str, Any]]:
+def splifft_entries(as_names: set) -> List[Dict[str, Any]]:
     registry = json.loads((SPLIFFT / "registry.json").read_text())
     aliases_of: Dict[str, List[str]] = {}
     for file_name, identifier in AS_ALIASES.items():
         aliases_of.setdefault(identifier, []).append(file_name)
-    written: Dict[str, Optional[str]] = {}
+    written: Dict[str, str] = {}  # config id -> shipped config
     entries = []
     for identifier, model in registry.items():
         if "roformer" not in model["architecture"]:
@@ -346,12 +337,12 @@ def splifft_entries(as_names: Dict[str, str]) -> List[Dict[str, Any]]:
             name=name, aliases=_unique(aliases, name), architecture="mel_band_roformer" if mel else "bs_roformer",
             variant=variant, authors=model["authors"], stems=[stem(s) for s in model["output"]], purpose=model["purpose"],
             size=model.get("model_size"), sha256=checkpoint.get("digest", "").removeprefix("sha256:") or None,
-            url=url, mirrors=[UVR_RELEASE + file_name] if file_name in as_names and "TRvlvr" not in url else [],
+            url=url, mirrors=[mirror for mirror in (UVR_RELEASE + file_name, AS_RELEASE + file_name) if mirror != url] if file_name in as_names else [],
             description=description, source="splifft 0.0.9",
         )
         if classic:
             entry["config"] = classic["config"]
-            classic_config = read_config(ZOO_CONFIGS.parent / classic["config"])
+            classic_config = read_config(CONFIG_DIR / classic["config"])
             entry["stems"] = stem_names(classic_config, classic_config["model"].get("num_stems", 1))
         elif splifft_config is not None and variant in (None, "shared_bias"):
             try:
@@ -368,8 +359,7 @@ def splifft_entries(as_names: Dict[str, str]) -> List[Dict[str, Any]]:
             if config is None:
                 print(f"left out {identifier}: no config")
                 continue
-            else:
-                entry["config_urls"] = [config["url"]]
+            entry["config_urls"] = [config["url"]]
         entries.append(entry)
     return entries
 
@@ -397,7 +387,7 @@ def audio_separator_entries(taken: set) -> List[Dict[str, Any]]:
             raise SystemExit(f"audio-separator lists {file_name} ({title}): add it to AS_ONLY or AS_ALIASES")
         name, authors, stems, purpose = AS_ONLY[file_name]
         mirrors = [UVR_RELEASE + file_name, AS_RELEASE + file_name]
-        url = AS_PRIMARY.get(file_name, mirrors[0]) + ("" if file_name not in AS_PRIMARY else file_name)
+        url = AS_PRIMARY.get(file_name, mirrors[0])
         entries.append(dict(
             name=name, aliases=[file_name], architecture="mel_band_roformer" if name.startswith("mel") else "bs_roformer",
             variant=None, authors=authors, stems=stems, purpose=purpose, size=None, sha256=None,
@@ -435,8 +425,6 @@ def build() -> List[Dict[str, Any]]:
 def presets(entries: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
     """audio-separator's ensemble presets whose models are all in the registry, whose rule is one of ours
     and whose models share a stem name (what an ensemble combines)."""
-    from bs_roformer.inference.ensemble import ALGORITHMS
-
     by_name = {alias: entry for entry in entries for alias in [entry["name"], *entry["aliases"]]}
     chosen = {}
     for key, preset in json.loads((AUDIO_SEPARATOR / "ensemble_presets.json").read_text())["presets"].items():
@@ -475,9 +463,7 @@ def main() -> None:
     shipped = sum(1 for entry in entries if entry.get("config"))
     print(f"{len(entries)} entries ({pinned} with a pinned sha256, {shipped} with a shipped config), "
           f"{len(chosen)} ensemble presets -> {DATA.relative_to(ROOT)}")
-    from bs_roformer.cli.models import write_model_docs  # reads the registry just written
-
-    write_model_docs(ROOT)
+    write_model_docs(ROOT)  # from the registry file just written
 
 
 if __name__ == "__main__":

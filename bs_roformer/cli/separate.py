@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from ..inference.audio_io import AUDIO_EXTENSIONS, DEFAULT_TEMPLATE, SUBTYPES
 from ..inference.config import MODEL_TYPES
-from ..inference.registry import DEFAULT_MODEL
 from ..inference.ensemble import ALGORITHMS
+from ..inference.registry import DEFAULT_MODEL
 from ..inference.separator import PRECISIONS, Separator
 from .ensemble import ensemble_models, separate_with_ensemble
 from .models import download_models
