@@ -2,8 +2,10 @@
 HTTP server), digests, the offline and local-error messages, the splifft config conversion, the generated
 documentation, and `bs-roformer models`."""
 
+import errno
 import hashlib
 import importlib.util
+import io
 import json
 from pathlib import Path
 
@@ -139,6 +141,20 @@ def test_a_cache_that_cannot_be_written_is_not_reported_as_offline(tmp_path, tin
     blocked.write_text("a file where the cache folder should be")
     with pytest.raises(registry.CacheError, match=f"cannot write the download of .* to {blocked}/tiny.ckpt.partial"):
         registry.download("http://127.0.0.1:9/tiny.ckpt", blocked / "tiny.ckpt", progress=False)
+
+
+def test_a_full_disk_is_reported_as_such_with_the_path(tmp_path, tiny_files, monkeypatch):
+    checkpoint, _ = tiny_files
+
+    class FullDisk(io.BytesIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(registry, "open", lambda path, mode="r": FullDisk(), raising=False)
+    with serve({"/tiny.ckpt": checkpoint}) as url:
+        with pytest.raises(registry.CacheError) as error:
+            registry.download(f"{url}/tiny.ckpt", tmp_path / "tiny.ckpt", progress=False)
+    assert str(error.value) == f"cannot write the download of {url}/tiny.ckpt to {tmp_path / 'tiny.ckpt.partial'}: no space left on device"
 
 
 # --- the splifft config conversion -------------------------------------------------------------------------

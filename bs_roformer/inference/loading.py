@@ -102,6 +102,8 @@ def load_model(
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
         parsed = read_config(config)
+        if model_type is None and entry is not None and not parsed["training"].get("model_type"):
+            model_type = entry.architecture  # a downloaded config that does not say: the registry does
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
