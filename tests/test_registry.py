@@ -98,6 +98,16 @@ def test_checkpoint_and_config_download_by_name_and_load_offline_later(tmp_path,
         load_model("tiny-remote", cache=cache, progress=False)
 
 
+def test_a_downloaded_config_without_a_model_type_takes_the_entrys_architecture(tmp_path, monkeypatch):
+    config = {"audio": {"sample_rate": 16000}, "training": {"instruments": ["vocals", "other"], "target_instrument": "vocals"},
+              "model": dict(dim=8, depth=1, hidden=8, stft_n_fft=256, stft_hop_length=64, stft_win_length=256, freqs_per_bands="drums")}
+    path = tmp_path / "rnn.ckpt"
+    torch.save(model_from_config(read_config({**config, "training": {**config["training"], "model_type": "bsrnn"}})).state_dict(), path)
+    with serve({"/models/tiny.ckpt": path.read_bytes(), "/configs/tiny.yaml": yaml.safe_dump(config).encode()}) as url:
+        monkeypatch.setitem(registry.REGISTRY, "tiny-remote", remote_entry(url, architecture="bsrnn"))
+        assert load_model("tiny-remote", cache=tmp_path / "cache", progress=False).model_type == "bsrnn"
+
+
 def test_a_mirror_is_tried_when_the_url_fails(tmp_path, tiny_files):
     checkpoint, _ = tiny_files
     with serve({"/mirror/tiny.ckpt": checkpoint}) as url:
