@@ -120,7 +120,7 @@ AS_ALIASES = {
 # scored them, else from the model's title), purpose; URLs follow audio-separator's download rule
 AS_ONLY = {
     "bs_roformer_karaoke_frazer_becruily.ckpt": ("bs_roformer-becruily-karaoke_frazer", ["frazer", "becruily"], ["lead_vocals"], "separation"),
-    "deverb_bs_roformer_8_384dim_10depth.ckpt": ("bs_roformer-uvr-dereverb_384_10", [], ["noreverb"], "dereverb"),
+    "deverb_bs_roformer_8_384dim_10depth.ckpt": ("bs_roformer-dereverb_384dim_10depth", [], ["noreverb"], "dereverb"),
     "mel_band_roformer_kim_ft3_unwa.ckpt": ("mel_roformer-unwa-kim_ft3", ["unwa"], ["vocals"], "separation"),
     "mel_band_roformer_vocals_fv7b_gabox.ckpt": ("mel_roformer-gabox-voc_fv7b", ["gabox"], ["vocals"], "separation"),
     "mel_band_roformer_instrumental_gabox.ckpt": ("mel_roformer-gabox-inst_gabox", ["gabox"], ["instrumental"], "separation"),
