@@ -147,6 +147,10 @@ def test_the_command_line_runs_an_ensemble(tmp_path, two_models, capsys):
     assert "with an ensemble of 2 models (avg_wave)" in capsys.readouterr().err
     assert main([*args, "--ensemble", "median_wave", "--ensemble-weights", "1", "2", "--overwrite"]) == 1
     assert "median_wave takes no weights" in capsys.readouterr().err
+    # a model that does not exist stops the run before any model separates anything
+    assert main([str(song), "-o", str(tmp_path / "out2"), "-m", "tiny-a", "-m", "tiny-c"]) == 1
+    assert "tiny-c is neither a checkpoint file nor a registered model; did you mean tiny-b, tiny-a?" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
     assert main([*args, "--lossless"]) == 2
     assert "--lossless applies to one model" in capsys.readouterr().err
     assert set(ALGORITHMS) == {f"{rule}_{domain}" for rule in ("avg", "median", "min", "max") for domain in ("wave", "fft")}

@@ -40,6 +40,8 @@ def separate_with_ensemble(args, models: List[str], files: List[Path], errors: L
     except (OSError, ValueError) as error:
         print(f"bs-roformer: cannot run the ensemble: {error}", file=sys.stderr)
         return 1
+    for note in ensemble.notes:
+        print(f"note: {note}", file=sys.stderr)
     inputs = len(files) + len(errors)
     errors = errors + [str(error) if str(path) in str(error) else f"{path}: {error}" for path, error in failed]
     print(f"separated {len(written)} of {inputs} inputs into {args.output} "

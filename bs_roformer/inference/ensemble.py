@@ -136,14 +136,29 @@ class Ensemble:
         self.weights = weights
         check_ensemble(ensemble, weights, len(self.models))
         self.options = {key: value for key, value in options.items() if key != "config"}
+        self.notes: List[str] = []  # what loading each model assumed (LoadedModel.notes), "model: note"
+
+    def prepare(self) -> None:
+        """Fail before any separation: every model must exist, and registry models are downloaded now."""
+        from .loading import check_model_name
+        from .registry import fetch_model, registered
+
+        for model in self.models:
+            if isinstance(model, (str, Path)):
+                check_model_name(model)
+                entry = None if Path(model).exists() else registered(str(model))
+                if entry is not None:
+                    fetch_model(entry, self.options.get("cache"), progress=self.options.get("progress", False))
 
     def with_each_model(self, work: Callable[[int, object], T]) -> List[T]:
         """Run `work(index, separator)` for every model in turn, each loaded only while it works."""
         from .separator import Separator
 
+        self.prepare()
         results = []
         for index, model in enumerate(self.models):
             separator = Separator(model, **self.options)
+            self.notes += [f"{model}: {note}" for note in separator.loaded.notes]
             results.append(work(index, separator))
             del separator  # before the next model loads
             gc.collect()

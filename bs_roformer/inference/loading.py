@@ -87,12 +87,8 @@ def load_model(
         config = entry_config if config is None else config
         source = entry.name
     else:
+        check_model_name(model)
         checkpoint = Path(model)
-        if not checkpoint.exists():
-            close = suggestions(str(model))
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
-                                    "`bs-roformer models` lists the registered models")
         source = str(checkpoint)
 
     state_dict = read_state_dict(checkpoint)
@@ -116,6 +112,17 @@ def load_model(
         source=source,
         notes=notes,
     )
+
+
+def check_model_name(model: PathLike) -> None:
+    """Raise FileNotFoundError (with the registered names closest to it) unless `model` is a checkpoint file
+    or a registered name."""
+    if Path(model).exists() or registered(str(model)) is not None:
+        return
+    close = suggestions(str(model))
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
+                            "`bs-roformer models` lists the registered models")
 
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:

@@ -136,9 +136,10 @@ def registered(name: str) -> Optional[RegisteredModel]:
 
 
 def suggestions(name: str, count: int = 3) -> List[str]:
-    """Registered names close to a mistyped one."""
-    known = [known for model in REGISTRY.values() for known in model.names()]
-    return difflib.get_close_matches(name, known, n=count, cutoff=0.6)
+    """The registry entries whose names (or aliases) are close to a mistyped one."""
+    owner = {known: model.name for model in REGISTRY.values() for known in model.names()}
+    close = difflib.get_close_matches(name, list(owner), n=3 * count, cutoff=0.6)
+    return list(dict.fromkeys(owner[known] for known in close))[:count]
 
 
 def cache_dir(override=None) -> Path:
