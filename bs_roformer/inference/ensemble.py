@@ -154,7 +154,6 @@ class Ensemble:
         """Run `work(index, separator)` for every model in turn, each loaded only while it works."""
         from .separator import Separator
 
-        self.prepare()
         results = []
         for index, model in enumerate(self.models):
             separator = Separator(model, **self.options)
@@ -170,6 +169,7 @@ class Ensemble:
         """(channels, t) or (t,) mix at `sample_rate` -> {stem: (channels, t)}, combined over the models."""
         if sample_rate is None:
             raise ValueError("an ensemble's models may run at other rates: give the mix's sample_rate")
+        self.prepare()
         results = self.with_each_model(lambda _, separator: separator.separate_tensor(mix, sample_rate, extract_instrumental=extract_instrumental))
         return combine_stems(results, self.algorithm, self.weights, mix)
 
@@ -196,6 +196,7 @@ class Ensemble:
         Returns [(input, {stem: output})] and [(input, error)] for the files that failed; a failure of one
         file does not stop the others. Outputs are written as `Separator.separate_file` writes them.
         """
+        self.prepare()
         paths = [Path(path) for path in paths]
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
