@@ -22,6 +22,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, TypeVar, Uni
 import torch
 
 from . import audio_io
+from .loading import check_model_name
+from .registry import fetch_model, registered
+from .separator import Separator
 
 RULES = ("avg", "median", "min", "max")
 ALGORITHMS = tuple(f"{rule}_{domain}" for domain in ("wave", "fft") for rule in RULES)
@@ -130,7 +133,7 @@ class Ensemble:
         if len(models) < 1:
             raise ValueError("an ensemble needs at least one model")
         if options.get("config") is not None:
-            raise ValueError("an ensemble takes registry names or checkpoints whose architecture can be read, not one --config")
+            raise ValueError("an ensemble takes registry names or checkpoints whose architecture can be read, not one config")
         self.models = list(models)
         self.algorithm = ensemble
         self.weights = weights
@@ -140,9 +143,6 @@ class Ensemble:
 
     def prepare(self) -> None:
         """Fail before any separation: every model must exist, and registry models are downloaded now."""
-        from .loading import check_model_name
-        from .registry import fetch_model, registered
-
         for model in self.models:
             if isinstance(model, (str, Path)):
                 check_model_name(model)
@@ -152,8 +152,6 @@ class Ensemble:
 
     def with_each_model(self, work: Callable[[int, object], T]) -> List[T]:
         """Run `work(index, separator)` for every model in turn, each loaded only while it works."""
-        from .separator import Separator
-
         results = []
         for index, model in enumerate(self.models):
             separator = Separator(model, **self.options)
