@@ -231,6 +231,10 @@ def test_models_list_filter_json_and_info(tmp_path, capsys):
     names = [entry["name"] for entry in json.loads(capsys.readouterr().out)]
     assert "mel_roformer-anvuew-dereverb" in names and "bs_roformer-anvuew-dereverb" not in names  # a BS dereverb model
 
+    # audio-separator's spelling
+    assert main(["-l", "--list_filter", "hyperace", "--list_format", "json"]) == 0
+    assert {entry["variant"] for entry in json.loads(capsys.readouterr().out)} == {"hyperace_v1", "hyperace_v2"}
+
     assert main(["models", "info", "model_bs_roformer_ep_317_sdr_12.9755.ckpt", "--cache-dir", str(tmp_path)]) == 0
     info = capsys.readouterr().out
     assert "name:         model_bs_roformer_ep_317_sdr_12.9755" in info and "639 MB" in info and "not downloaded" in info

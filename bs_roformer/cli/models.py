@@ -38,14 +38,20 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the Markdown table of docs/models.md")
     parser.add_argument("--cache-dir", "--model_file_dir", help="model cache (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
     args = parser.parse_args(argv)
-    entries = [model for model in REGISTRY.values() if all(matches(model, text) for text in args.filter)]
-    if args.json:
-        print(json.dumps([as_json(model, args.cache_dir) for model in entries], indent=1))
-    elif args.markdown:
-        print(markdown_table(entries))
+    if args.markdown:
+        print(markdown_table(model for model in REGISTRY.values() if all(matches(model, text) for text in args.filter)))
+        return 0
+    return list_models(args.filter, args.json, args.cache_dir)
+
+
+def list_models(filters: List[str], json_output: bool = False, cache=None) -> int:
+    """Print the entries matching every filter, as a table or JSON (`models`, `-l/--list_models`)."""
+    entries = [model for model in REGISTRY.values() if all(matches(model, text) for text in filters)]
+    if json_output:
+        print(json.dumps([as_json(model, cache) for model in entries], indent=1))
     else:
-        print_table(entries, args.cache_dir)
-        print(f"\n{len(entries)} of {len(REGISTRY)} models; cache: {cache_dir(args.cache_dir)}", file=sys.stderr)
+        print_table(entries, cache)
+        print(f"\n{len(entries)} of {len(REGISTRY)} models; cache: {cache_dir(cache)}", file=sys.stderr)
     return 0
 
 

@@ -17,7 +17,7 @@ from ..inference.ensemble import ALGORITHMS
 from ..inference.registry import DEFAULT_MODEL
 from ..inference.separator import PRECISIONS, Separator
 from .ensemble import ensemble_models, separate_with_ensemble
-from .models import download_models
+from .models import download_models, list_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a named ensemble: its models and rule (`bs-roformer models presets` lists them)")
     model.add_argument("--download-only", "--download_model_only", action="store_true",
                        help="download the -m models (checkpoint and config) into the cache and exit")
+    model.add_argument("-l", "--list_models", action="store_true", help="list the registered models and exit (as `bs-roformer models`)")
+    model.add_argument("--list_filter", action="append", default=[], metavar="TEXT", help="with --list_models: keep matching models")
+    model.add_argument("--list_format", choices=["pretty", "json"], default="pretty", help="with --list_models: table or JSON")
     model.add_argument("--config", "--config_path", default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
     model.add_argument("--model_type", "--model-type", choices=sorted(MODEL_TYPES), help="when the config does not say")
     model.add_argument("--cache-dir", "--model_file_dir", default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
@@ -98,6 +101,8 @@ def main(argv: List[str]) -> int:
         return 2
     if args.download_only:
         return download_models(models or [DEFAULT_MODEL], args.cache_dir)
+    if args.list_models:
+        return list_models(args.list_filter, args.list_format == "json", args.cache_dir)
     files, errors = collect_inputs(args.inputs + args.input_folder)
     if not files and not errors:
         print("bs-roformer: give one or more audio files or folders, e.g. bs-roformer song.wav", file=sys.stderr)
