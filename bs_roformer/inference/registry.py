@@ -101,7 +101,8 @@ class EnsemblePreset:
     description: str = ""
 
 
-def _read_registry(path: Path = REGISTRY_FILE) -> Dict[str, RegisteredModel]:
+def read_registry(path: Path = REGISTRY_FILE) -> Dict[str, RegisteredModel]:
+    """The entries of a registry file, by name."""
     entries = json.loads(path.read_text(encoding="utf-8"))["models"]
     return {entry["name"]: RegisteredModel.from_json(entry) for entry in entries}
 
@@ -114,7 +115,7 @@ def _read_presets(path: Path = REGISTRY_FILE) -> Dict[str, EnsemblePreset]:
     }
 
 
-REGISTRY: Dict[str, RegisteredModel] = _read_registry()
+REGISTRY: Dict[str, RegisteredModel] = read_registry()
 PRESETS: Dict[str, EnsemblePreset] = _read_presets()
 DEFAULT_MODEL = "model_bs_roformer_ep_17_sdr_9.6568"
 
