@@ -209,7 +209,7 @@ class Ensemble:
                     try:
                         outputs = separator.separate_file(path, work, template=f"{index}/{model_index}/{{stem}}.{{ext}}",
                                                           file_format="wav", subtype="FLOAT", extract_instrumental=extract_instrumental)
-                    except (OSError, ValueError, RuntimeError) as error:
+                    except (OSError, ValueError) as error:  # a bad input file; a RuntimeError is a bug and stops the run
                         failed[index] = error
                         continue
                     for stem, output in outputs.items():
@@ -223,7 +223,7 @@ class Ensemble:
                     continue
                 try:
                     written.append((path, self._write_combined(path, parts[index], output_dir, template, file_format, subtype, overwrite)))
-                except (OSError, ValueError, RuntimeError) as error:
+                except (OSError, ValueError) as error:
                     failed[index] = error
         return written, [(paths[index], failed[index]) for index in sorted(failed)]
 
