@@ -85,7 +85,8 @@ def two_models(tmp_path, monkeypatch):
     monkeypatch.setenv("BS_ROFORMER_CACHE", str(tmp_path / "cache"))
     with serve(files) as url:
         for name in configs:
-            entry = registry.RegisteredModel(name=name, url=f"{url}/{name}.ckpt", config=str(tmp_path / f"{name}.yaml"))
+            stems = tuple(read_config(configs[name])["training"]["instruments"])
+            entry = registry.RegisteredModel(name=name, url=f"{url}/{name}.ckpt", config=str(tmp_path / f"{name}.yaml"), stems=stems)
             monkeypatch.setitem(registry.REGISTRY, name, entry)
         yield ["tiny-a", "tiny-b"]
 
@@ -117,7 +118,7 @@ def test_an_ensemble_of_tiny_models_equals_the_rule_applied_to_each_models_stems
     assert torch.equal(minimum, torch.where(pick_a, alone[0]["drums"], alone[1]["drums"]))
 
 
-def test_an_ensemble_separates_files_and_leaves_no_temporary_files(tmp_path, two_models):
+def test_an_ensemble_separates_files_and_leaves_no_temporary_files(tmp_path, two_models, monkeypatch):
     rate = 44100
     songs = []
     for index in range(2):
@@ -133,6 +134,8 @@ def test_an_ensemble_separates_files_and_leaves_no_temporary_files(tmp_path, two
         audio, file_rate = sf.read(path, dtype="float32")
         assert file_rate == rate and np.abs(audio.T - expected[stem].numpy()).max() < 1e-5
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["song0", "song1"]  # the work folder is gone
+    # a track done already is refused before any model loads (registry models: their stems are known)
+    monkeypatch.setattr(separator_module.Separator, "__init__", lambda *args, **kwargs: pytest.fail("a model was loaded"))
     with pytest.raises(FileExistsError, match="outputs exist already"):
         ensemble.separate_file(songs[0], tmp_path / "out")
 

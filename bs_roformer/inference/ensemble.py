@@ -150,6 +150,16 @@ class Ensemble:
                 if entry is not None:
                     fetch_model(entry, self.options.get("cache"), progress=self.options.get("progress", False))
 
+    def known_stems(self, extract_instrumental: bool = False) -> Optional[List[str]]:
+        """The stems the ensemble will write, when every model is a registry entry with a shipped config."""
+        entries = [registered(str(model)) if isinstance(model, (str, Path)) and not Path(model).exists() else None for model in self.models]
+        if any(entry is None or entry.config_path is None or not entry.stems for entry in entries):
+            return None
+        names = [name for entry in entries for name in entry.stems]
+        if extract_instrumental:
+            names.append("instrumental")
+        return list(dict.fromkeys(names))
+
     def with_each_model(self, work: Callable[[int, object], T]) -> List[T]:
         """Run `work(index, separator)` for every model in turn, each loaded only while it works."""
         results = []
@@ -199,6 +209,12 @@ class Ensemble:
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         failed: Dict[int, Exception] = {}
+        names = None if overwrite else self.known_stems(extract_instrumental)
+        for index, path in enumerate(paths if names else []):  # skip tracks done already before any model runs
+            try:
+                _refuse_existing(path, audio_io.output_paths(output_dir, template, path, names, file_format))
+            except (OSError, ValueError) as error:
+                failed[index] = error
         with tempfile.TemporaryDirectory(prefix=".ensemble-", dir=output_dir) as work:
             parts: List[Dict[str, List[Tuple[int, Path]]]] = [{} for _ in paths]
 
@@ -215,7 +231,8 @@ class Ensemble:
                     for stem, output in outputs.items():
                         parts[index].setdefault(stem, []).append((model_index, output))
 
-            self.with_each_model(separate_all)
+            if len(failed) < len(paths):
+                self.with_each_model(separate_all)
 
             written = []
             for index, path in enumerate(paths):
@@ -230,9 +247,7 @@ class Ensemble:
     def _write_combined(self, path: Path, parts, output_dir: Path, template: str, file_format: str, subtype, overwrite: bool) -> Dict[str, Path]:
         targets = audio_io.output_paths(output_dir, template, path, list(parts), file_format)
         if not overwrite:
-            existing = [str(target) for target in targets.values() if target.exists()]
-            if existing:
-                raise FileExistsError(f"{path}: outputs exist already ({', '.join(existing)}); use --overwrite")
+            _refuse_existing(path, targets)
         reader = audio_io.AudioReader(path)
         mix = reader.read() if self.algorithm.endswith("fft") else None
         stems = []
@@ -243,3 +258,9 @@ class Ensemble:
         with audio_io.StemWriters(targets, reader.sample_rate, reader.channels, file_format, subtype) as writers:
             writers.write(torch.stack(stems))
         return targets
+
+
+def _refuse_existing(path: Path, targets: Dict[str, Path]) -> None:
+    existing = [str(target) for target in targets.values() if target.exists()]
+    if existing:
+        raise FileExistsError(f"{path}: outputs exist already ({', '.join(existing)}); use --overwrite")
