@@ -147,7 +147,7 @@ def test_the_command_line_runs_an_ensemble(tmp_path, two_models, capsys):
     args = [str(song), "-o", str(out), "-m", "tiny-a", "-m", "tiny-b", "--disable_detailed_pbar"]
     assert main([*args, "--ensemble", "avg_wave", "--ensemble-weights", "1", "2"]) == 0
     assert sorted(p.name for p in (out / "song").iterdir()) == ["bass.wav", "drums.wav", "other.wav", "vocals.wav"]
-    assert "with an ensemble of 2 models (avg_wave)" in capsys.readouterr().err
+    assert "an ensemble of 2 models (avg_wave)" in capsys.readouterr().err
     assert main([*args, "--ensemble", "median_wave", "--ensemble-weights", "1", "2", "--overwrite"]) == 1
     assert "median_wave takes no weights" in capsys.readouterr().err
     # a model that does not exist stops the run before any model separates anything
@@ -166,7 +166,7 @@ def test_presets_name_registered_models_and_run_from_the_command_line(tmp_path, 
     song = tmp_path / "song.wav"
     sf.write(song, make_audio(1, 2, 9000)[0].T.numpy(), 44100)
     assert main([str(song), "-o", str(tmp_path / "out"), "--ensemble-preset", "tiny", "--disable_detailed_pbar"]) == 0
-    assert "with an ensemble of 2 models (median_fft)" in capsys.readouterr().err
+    assert "an ensemble of 2 models (median_fft)" in capsys.readouterr().err
     assert main([str(song), "--ensemble-preset", "tiny", "-m", "tiny-a"]) == 2
     assert "--ensemble-preset chooses the models" in capsys.readouterr().err
     assert main([str(song), "--ensemble_preset", "nope"]) == 2

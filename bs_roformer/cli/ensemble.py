@@ -42,13 +42,11 @@ def separate_with_ensemble(args, models: List[str], files: List[Path], errors: L
         return 1
     for note in ensemble.notes:
         print(f"note: {note}", file=sys.stderr)
+    from .separate import summary
+
     inputs = len(files) + len(errors)
-    errors = errors + [str(error) if str(path) in str(error) else f"{path}: {error}" for path, error in failed]
-    print(f"separated {len(written)} of {inputs} inputs into {args.output} "
-          f"with an ensemble of {len(models)} models ({args.ensemble})", file=sys.stderr)
-    if errors:
-        print(f"{len(errors)} failed:", file=sys.stderr)
-        for message in errors:
-            print(f"  {message}", file=sys.stderr)
-        return 1
-    return 0
+    skipped = [str(error) for _, error in failed if isinstance(error, FileExistsError)]  # kept, not failures
+    errors = errors + [str(error) if str(path) in str(error) else f"{path}: {error}" for path, error in failed
+                       if not isinstance(error, FileExistsError)]
+    print(f"an ensemble of {len(models)} models ({args.ensemble})", file=sys.stderr)
+    return summary(len(written), inputs, skipped, errors, Path(args.output))

@@ -212,7 +212,7 @@ class Ensemble:
         names = None if overwrite else self.known_stems(extract_instrumental)
         for index, path in enumerate(paths if names else []):  # skip tracks done already before any model runs
             try:
-                _refuse_existing(path, audio_io.output_paths(output_dir, template, path, names, file_format))
+                _refuse_existing(path, audio_io.output_paths(output_dir, template, path.stem, names, file_format))
             except (OSError, ValueError) as error:
                 failed[index] = error
         with tempfile.TemporaryDirectory(prefix=".ensemble-", dir=output_dir) as work:
@@ -245,7 +245,7 @@ class Ensemble:
         return written, [(paths[index], failed[index]) for index in sorted(failed)]
 
     def _write_combined(self, path: Path, parts, output_dir: Path, template: str, file_format: str, subtype, overwrite: bool) -> Dict[str, Path]:
-        targets = audio_io.output_paths(output_dir, template, path, list(parts), file_format)
+        targets = audio_io.output_paths(output_dir, template, path.stem, list(parts), file_format)
         if not overwrite:
             _refuse_existing(path, targets)
         reader = audio_io.AudioReader(path)

@@ -14,13 +14,14 @@ import hashlib
 import http.client
 import json
 import os
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tqdm import tqdm
+
+from ..atomic import atomic_path
 
 PACKAGE = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PACKAGE / "configs"
@@ -227,43 +228,41 @@ def download_first(urls: Sequence[str], destination: Path, progress: bool = True
 
 
 def download(url: str, destination: Path, progress: bool = True) -> Path:
-    """Download to `destination` through a temporary file renamed when complete.
+    """Download to `destination` through a temporary file renamed when complete (atomic.py).
 
     Network failures raise ConnectionError; a cache that cannot be written (no space, permissions)
     raises CacheError naming the path.
     """
-    partial = destination.with_name(destination.name + ".partial")
+    local_failure = f"cannot write the download of {url} to {destination}"
     try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        file = open(partial, "wb")
-    except OSError as error:
-        raise CacheError(f"cannot write the download of {url} to {partial}: {_reason(error)}") from None
-    try:
-        with file:
-            with _network(url):
-                response = urllib.request.urlopen(url, timeout=60)
-            with response:
-                total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
-                    while True:
-                        with _network(url):
-                            block = response.read(DOWNLOAD_CHUNK)
-                        if not block:
-                            break
-                        try:
-                            file.write(block)
-                        except OSError as error:
-                            raise CacheError(f"cannot write the download of {url} to {partial}: {_reason(error)}") from None
-                        bar.update(len(block))
-        if total is not None and partial.stat().st_size != total:
-            raise ConnectionError(f"could not download {url} (connection closed after {partial.stat().st_size} of {total} bytes)")
-        try:
-            partial.replace(destination)
-        except OSError as error:
-            raise CacheError(f"cannot move the download of {url} to {destination}: {_reason(error)}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
+        destination.parent.mkdir(parents=True, exist_ok=True)  # the cache stays, even if this download fails
+        with atomic_path(destination) as partial:
+            try:
+                file = open(partial, "wb")
+            except OSError as error:
+                raise CacheError(f"{local_failure}: {_reason(error)}") from None
+            with file:
+                with _network(url):
+                    response = urllib.request.urlopen(url, timeout=60)
+                with response:
+                    total = int(response.headers.get("Content-Length") or 0) or None
+                    with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
+                        while True:
+                            with _network(url):
+                                block = response.read(DOWNLOAD_CHUNK)
+                            if not block:
+                                break
+                            try:
+                                file.write(block)
+                            except OSError as error:
+                                raise CacheError(f"{local_failure}: {_reason(error)}") from None
+                            bar.update(len(block))
+            if total is not None and partial.stat().st_size != total:
+                raise ConnectionError(f"could not download {url} (connection closed after {partial.stat().st_size} of {total} bytes)")
+    except (CacheError, ConnectionError):
         raise
+    except OSError as error:  # the staging folder or the final rename (atomic.py)
+        raise CacheError(f"{local_failure}: {_reason(error)}") from None
     return destination
 
 
