@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..inference.separator import Separator
 from ..metrics import chunk_sdr, global_sdr, nan_aggregate
 from .dataset import FullTrackDataset
@@ -72,7 +73,8 @@ class Evaluation:
         return {"stems": self.stems, "measures": list(self.measures), "tracks": self.scores, "overall": self.overall}
 
     def save(self, path: Union[str, Path]) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1, allow_nan=True), encoding="utf-8")
+        with atomic_path(Path(path)) as partial:  # never a half-written table
+            partial.write_text(json.dumps(self.to_json(), indent=1, allow_nan=True), encoding="utf-8")
 
 
 def evaluate(

@@ -5,7 +5,7 @@ import warnings
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict, List
 
-from ..inference.separator import PRECISIONS
+from ..devices import PRECISIONS
 
 SCHEDULERS = ("plateau", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw")

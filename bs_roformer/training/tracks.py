@@ -6,9 +6,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import soundfile
 
-from ..inference.audio_io import check_channels
-
-AUDIO_SUFFIXES = (".wav", ".flac")
+from ..inference.audio_io import AUDIO_EXTENSIONS, check_channels
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ def find_tracks(
     require_mixture: bool = False,
     mixture_of: Sequence[str] = (),
 ) -> List[Track]:
-    """Every track folder under `root` with a file for each stem (`<stem>.wav` or `.flac`), checked for consistency.
+    """Every track folder under `root` with a file for each stem (`<stem>.wav`, `.flac`, ...), checked for consistency.
 
     mixture_of: stems that stand in for a missing mixture file (their sum is the mix): a track without one
     must have these too. sample_rate: refuse tracks at another rate.
@@ -60,7 +58,7 @@ def _layout(root: Path, stems: Optional[Sequence[str]]) -> str:
 
 
 def _find_audio(directory: Path, name: str) -> Optional[Path]:
-    return next((directory / f"{name}{suffix}" for suffix in AUDIO_SUFFIXES if (directory / f"{name}{suffix}").is_file()), None)
+    return next((directory / f"{name}{suffix}" for suffix in AUDIO_EXTENSIONS if (directory / f"{name}{suffix}").is_file()), None)
 
 
 def _info(path: Path, track: str):
@@ -92,7 +90,7 @@ def _read_track(
         if summed:
             hint += f" (the mix is the mixture file, else the sum of {', '.join(mixture_of)})"
         raise ValueError(
-            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav or .flac); it holds {present}{hint}"
+            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav, .flac, ...); it holds {present}{hint}"
         )
     infos = {path: _info(path, directory.name) for path in [*paths.values(), *([mixture] if mixture else [])]}
     first_path, first = next(iter(infos.items()))

@@ -29,7 +29,9 @@ from tqdm import tqdm
 from ..inference.checkpoint import read_state_dict
 from ..inference.config import model_from_config, model_type_of, read_config, stem_names
 from ..inference.loading import LoadedModel, load_fitting_weights
-from ..inference.separator import Separator, autocast
+from ..atomic import FileSet, atomic_path
+from ..devices import autocast
+from ..inference.separator import Separator
 from .dataset import dataset_from_config
 from .distributed import Processes
 from .evaluate import Evaluation, evaluate
@@ -394,12 +396,13 @@ class Trainer:
         _atomic_save({key: value.detach().cpu() for key, value in model.state_dict().items()}, path)
 
     def _write_log(self) -> None:
-        (self.out / "log.json").write_text(json.dumps(self.history, indent=1), encoding="utf-8")
         columns = list(dict.fromkeys(key for row in self.history for key in row if key != "weights_digest_per_rank"))
-        with open(self.out / "log.csv", "w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.history)
+        with FileSet([self.out / "log.json", self.out / "log.csv"]) as files:
+            files.temporary[self.out / "log.json"].write_text(json.dumps(self.history, indent=1), encoding="utf-8")
+            with open(files.temporary[self.out / "log.csv"], "w", newline="", encoding="utf-8") as file:
+                writer = csv.DictWriter(file, columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.history)
 
     def log(self, message: str) -> None:
         if self.processes.is_main:
@@ -473,9 +476,8 @@ def _restore_rng_states(states: Dict[str, Any], device: torch.device) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     """Write next to the target and rename, so an interrupted save never leaves a truncated checkpoint."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
 
 
 def _plain(value: Any) -> Any:
