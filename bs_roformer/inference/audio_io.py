@@ -131,6 +131,15 @@ class AudioReader:
         return torch.cat(list(self.blocks()), dim=-1)
 
 
+def read_frames(path, start: int = 0, frames: int = -1) -> torch.Tensor:
+    """(channels, n) float32 samples from `start`: `frames` of them (-1: to the end), fewer where the file ends."""
+    try:
+        audio, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioFileError(f"{path}: cannot read {frames} frames from frame {start} ({error}); replace or re-export the file") from None
+    return torch.from_numpy(audio.T)
+
+
 def read_audio(path) -> "tuple[torch.Tensor, int]":
     """(channels, frames) float32 tensor and sample rate of an audio file."""
     reader = AudioReader(path)
