@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 
 from ..modules.bands import mel_band_membership
+from .mask_heads import infer_mask_estimator
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -87,6 +88,7 @@ def infer_config(state_dict: StateDict) -> Tuple[str, Dict[str, Any], List[str]]
     if "band_split.to_features.0.1.weight" not in keys or not any(k.startswith("layers.0.") for k in keys):
         raise ValueError("these weights are not a BS-RoFormer or Mel-Band RoFormer (no band_split / layers tensors)")
 
+    head_settings, head_notes = infer_mask_estimator(state_dict)  # HyperACE, axial refiner, ...
     model_type = "bs_roformer" if "final_norm.gamma" in keys else "mel_band_roformer"
     dim = shape("band_split.to_features.0.1.weight")[0]
     depth = 1 + max(int(key.split(".")[1]) for key in keys if key.startswith("layers."))
@@ -124,14 +126,15 @@ def infer_config(state_dict: StateDict) -> Tuple[str, Dict[str, Any], List[str]]
     if hidden_layers:
         kwargs["mlp_expansion_factor"] = shape("mask_estimators.0.to_freqs.0.0.0.weight")[0] // dim
 
-    notes = []
+    notes = list(head_notes)
+    kwargs.update(head_settings)
     stereo, n_fft, band_settings = _infer_bands(model_type, band_inputs)
     kwargs.update(stereo=stereo, stft_n_fft=n_fft, stft_win_length=n_fft, **band_settings)
     if kwargs["value_residual"]:
         # only upstream bs-roformer 0.5.x has value residual: use its iSTFT conventions
         kwargs.update(zero_dc=False, match_input_audio_length=False)
         notes.append("value-residual weights: treated as upstream bs-roformer 0.5.x (zero_dc off, length not restored)")
-    else:
+    elif "zero_dc" not in head_settings:  # a mask head's own conventions come with their note
         notes.append("zero_dc on and input length restored, as in Music-Source-Separation-Training (not in the weights)")
     kwargs["stft_hop_length"] = assumed_hop(n_fft)
     notes.append(f"stft_hop_length={kwargs['stft_hop_length']} assumed (not in the weights)")

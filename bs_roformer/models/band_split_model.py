@@ -8,7 +8,6 @@ Models differ in their band layout and their backbone (the sequence modelling be
 estimation); both are given to `BandSplitModel` by the model classes.
 """
 
-from functools import partial
 from typing import Callable, Optional, Sequence, Tuple, Union
 
 import torch
@@ -20,7 +19,7 @@ from ..modules.band_split import BandSplit
 from ..modules.bands import BandLayout
 from ..modules.checkpointing import maybe_checkpoint
 from ..modules.loss import MultiResolutionSTFTLoss
-from ..modules.mask_estimator import MaskEstimator
+from ..modules.mask_heads import MaskEstimatorSpec, mask_estimator_factory
 from ..modules.norm import RMSNorm
 from ..modules.stft import STFT, complex_multiply, frequency_range_bins
 
@@ -52,6 +51,8 @@ class BandSplitModel(nn.Module):
     final_norm: an RMSNorm between backbone and mask estimators.
     mask_estimator_hidden_layers: hidden layers of each band's mask MLP.
     mask_estimator_norm_each_band: a norm at the input of each band's mask MLP (BSRNN).
+    mask_estimator: the mask head's kind, or {"kind": ..., options} as in splifft's configs: "baseline" (the
+        per-band MLPs), "hyperace_residual_v1" / "_v2", "axial_refiner_large_v2" (see `modules.mask_heads`).
     loss: the L1 terms of the training loss joined by "+", from `LOSS_TERMS`.
     sum_stem_losses: the loss is the sum of the per-stem losses (multi-task learning) instead of their mean.
     """
@@ -66,6 +67,7 @@ class BandSplitModel(nn.Module):
         mask_estimator_hidden_layers: int,
         match_input_audio_length: bool,
         mask_estimator_norm_each_band: bool = False,
+        mask_estimator: MaskEstimatorSpec = "baseline",
         loss: str = "t+mrstft",
         sum_stem_losses: bool = False,
         stereo: bool = False,
@@ -120,8 +122,8 @@ class BandSplitModel(nn.Module):
         self.final_norm = RMSNorm(dim) if final_norm else nn.Identity()
 
         self.band_split = BandSplit(dim, bands.dim_inputs)
-        self._new_mask_estimator = partial(
-            MaskEstimator,
+        self._new_mask_estimator = mask_estimator_factory(
+            mask_estimator,
             dim,
             bands.dim_inputs,
             mask_estimator_hidden_layers,

@@ -1,0 +1,63 @@
+"""Telling a checkpoint's mask head from its keys: the families under `mask_estimators.N.` name the kind
+(`bs_roformer.modules.mask_heads`), their shapes its options."""
+
+import re
+from typing import Any, Dict, FrozenSet, List, Mapping, Tuple
+
+import torch
+
+from ..modules.axial_refiner import REFINER_DIM_HEAD, REFINER_HEADS
+
+# key families under mask_estimators.N -> the head they make
+KNOWN_HEADS: Dict[FrozenSet[str], str] = {
+    frozenset({"to_freqs"}): "baseline (per-band MLPs)",
+    frozenset({"to_freqs", "segm"}): "hyperace_residual_v1 / hyperace_residual_v2 (unwa HyperACE)",
+    frozenset({"to_freqs", "layers", "norm"}): "axial_refiner_large_v2 (unwa Large-Inst v2)",
+}
+# modules of neuraloperator's FNO, which unwa's Inst-FNO puts in place of the mask MLPs
+FNO_FAMILIES = ("fno_blocks", "lifting", "projection")
+HYPEREDGE_PROTOTYPES = "segm.hyperace.high_order_branch.0.ahc.adaptive_hyperedge_gen.global_proto"
+
+
+def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, Any], List[str]]:
+    """(model keywords, notes) for the checkpoint's mask heads: {} for the per-band MLPs, else `mask_estimator`
+    and the conventions of the head's reference. Unknown heads are an error naming their key families."""
+    head_keys = {m[1]: value for key, value in state_dict.items() if (m := re.fullmatch(r"mask_estimators\.0\.(.+)", key))}
+    families = frozenset(key.split(".")[0] for key in head_keys)
+    fno = sorted({family for key in head_keys for family in FNO_FAMILIES if f".{family}." in f".{key}"})
+    if fno:
+        raise ValueError(
+            f"these mask estimators hold Fourier neural operator weights ({', '.join(fno)} under mask_estimators.N): "
+            "unwa's Inst-FNO head, whose definition is not public, is not supported. "
+            f"Supported heads: {'; '.join(KNOWN_HEADS.values())}"
+        )
+    if families == {"to_freqs"} or not families:
+        return {}, []
+    if families == {"to_freqs", "segm"}:
+        version = 2 if any(key.startswith("segm.upsample_head.block1.out_conv.") for key in head_keys) else 1
+        spec = dict(kind=f"hyperace_residual_v{version}", num_hyperedges=head_keys[HYPEREDGE_PROTOTYPES].shape[0])
+        notes = ["mask_estimator num_heads=8 assumed (the HyperACE hyperedge heads are not in the weights)"]
+    elif families == {"to_freqs", "layers", "norm"}:
+        heads = head_keys["layers.0.0.layers.0.0.to_gates.weight"].shape[0]
+        dim_head = head_keys["layers.0.0.layers.0.0.to_qkv.weight"].shape[0] // (3 * heads)
+        if (heads, dim_head) != (REFINER_HEADS, REFINER_DIM_HEAD):
+            raise ValueError(
+                f"the mask estimators' axial refiner has {heads} heads x {dim_head}; only the published Large-Inst v2 "
+                f"head ({REFINER_HEADS} x {REFINER_DIM_HEAD}) is supported"
+            )
+        spec = dict(kind="axial_refiner_large_v2", axial_refiner_depth=1 + max(int(k.split(".")[1]) for k in head_keys if k.startswith("layers.")))
+        notes = []
+    else:
+        nearest = max(KNOWN_HEADS, key=lambda known: (len(known & families) / len(known | families), -len(known)))
+        raise ValueError(
+            f"the mask estimators have key families no known head has: mask_estimators.N.{{{_family_list(families - nearest)}}} "
+            f"(all: {_family_list(families)}). Nearest known head: {KNOWN_HEADS[nearest]}, with "
+            f"{_family_list(nearest)}. Known heads: {'; '.join(KNOWN_HEADS.values())}"
+        )
+    # COMPAT: the reference (splifft 0.0.9) runs these heads' checkpoints without zeroing the DC bin
+    notes.append(f"mask_estimator {spec['kind']} recognised by its keys; zero_dc off, as its reference (splifft) runs it")
+    return dict(mask_estimator=spec, zero_dc=False), notes
+
+
+def _family_list(families) -> str:
+    return ", ".join(sorted(families)) or "none"
