@@ -13,8 +13,8 @@ from bs_roformer.inference.checkpoint import infer_config
 from bs_roformer.inference.loading import load_weights
 from helpers import assert_relative_close, make_audio, perturb_
 
-# 16 bands over a 256-point STFT: the HyperACE backbone halves time up to five times (v2 also the bands
-# twice), and its instance norms over maps of one or two pixels turn float32 rounding into noise
+# 16 bands over a 256-point STFT: the HyperACE v2 backbone quarters the bands of its last maps, and with
+# fewer bands their instance norms over one or two pixels turn float32 rounding into noise
 BANDS = (8,) * 15 + (9,)
 FRAMES = 17
 HOP = 64
@@ -149,6 +149,7 @@ def test_bare_checkpoint_is_recognised_and_loads(variant, tmp_path):
         expected["num_hyperedges"] = 16 if spec["kind"].endswith("v1") else 32
     assert (model_type, kwargs["mask_estimator"], kwargs["zero_dc"]) == ("bs_roformer", expected, False)
     assert any("recognised by its keys" in note for note in notes)
+    assert infer_config(ours.state_dict())[1]["mask_estimator"] == expected  # with rotary keys, as MSST saves
 
     path = tmp_path / "head.ckpt"
     torch.save(reference.state_dict(), path)
@@ -211,3 +212,19 @@ def test_unknown_head_names_its_families_and_the_nearest_known_head():
     state_dict["mask_estimators.0.segm.stem.weight"] = torch.zeros(4, 4)
     with pytest.raises(ValueError, match=r"mask_estimators\.N\.\{refine\}.*Nearest known head: hyperace_residual_v1"):
         infer_config(state_dict)
+
+
+def test_msst_config_without_the_head_takes_it_from_the_checkpoint(tmp_path):
+    """unwa's MSST configs describe a plain BS-RoFormer; his model file adds the head."""
+    reference, ours = build_pair("axial_refiner_large_v2")
+    config = dict(model={key: value for key, value in OURS.items() if key not in ("zero_dc", "loss")}, training=dict(model_type="bs_roformer"))
+    config["model"]["num_stems"] = 2
+    path = tmp_path / "large_v2.ckpt"
+    torch.save(reference.state_dict(), path)
+    loaded = load_model(path, config=config)
+    assert loaded.config["model"]["mask_estimator"] == dict(kind="axial_refiner_large_v2", axial_refiner_depth=2)
+    assert any("recognised by its keys" in note for note in loaded.notes)
+    audio = make_audio(1, 2, 4000, seed=3)
+    ours.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(audio), ours(audio))

@@ -12,6 +12,7 @@ from torch import nn
 
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
+from .mask_heads import adopt_mask_estimator
 from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
 
 PathLike = Union[str, Path]
@@ -100,6 +101,7 @@ def load_model(
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
         parsed = read_config(config)
+        notes = adopt_mask_estimator(parsed["model"], state_dict)
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)

@@ -59,5 +59,16 @@ def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
     return dict(mask_estimator=spec, zero_dc=False), notes
 
 
+def adopt_mask_estimator(model_section: Dict[str, Any], state_dict: Mapping[str, torch.Tensor]) -> List[str]:
+    """A config without `mask_estimator` for a checkpoint with a variant head (unwa's MSST configs do not
+    name it; his model files define it): take the head from the checkpoint, in place. Returns notes."""
+    if "mask_estimator" in model_section or not any(key.startswith("mask_estimators.0.") for key in state_dict):
+        return []
+    settings, notes = infer_mask_estimator(state_dict)
+    for key, value in settings.items():
+        model_section.setdefault(key, value)
+    return notes
+
+
 def _family_list(families) -> str:
     return ", ".join(sorted(families)) or "none"

@@ -33,6 +33,8 @@ DEFAULT_HYPEREDGES = {1: 16, 2: 32}
 
 
 def instance_norm(channels: int) -> nn.InstanceNorm2d:
+    # GroupNorm(channels, channels) is the same math and ~2.5x faster on CPU, but its other rounding is
+    # amplified by these chains of norms past 1e-4 of the reference's output at random weights
     return nn.InstanceNorm2d(channels, affine=True, eps=1e-8)
 
 
