@@ -28,7 +28,8 @@ class SplifftSeparator(nn.Module):
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         batch, channels, length = audio.shape
         window = torch.hann_window(self.n_fft).to(audio)
-        spec = torch.stft(audio.reshape(batch * channels, length), self.n_fft, self.hop_length, window=window, return_complex=True)
+        waves = audio.reshape(batch * channels, length)
+        spec = torch.stft(waves, self.n_fft, self.hop_length, window=window, return_complex=True)
         spec = rearrange(torch.view_as_real(spec), "(b s) f t c -> b (f s) t c", s=channels)
         masks = torch.view_as_complex(self.net(spec)[:, 0].contiguous())
         stem = rearrange(torch.view_as_complex(spec) * masks, "b (f s) t -> (b s) f t", s=channels)

@@ -202,7 +202,8 @@ def test_fno_head_is_named_as_unsupported():
         state_dict[f"{prefix}.fno_blocks.convs.0.weight"] = torch.zeros(4, 4, 8)
         state_dict[f"{prefix}.lifting.fcs.0.weight"] = torch.zeros(4, 32, 1)
         state_dict[f"{prefix}.projection.fcs.0.weight"] = torch.zeros(4, 4, 1)
-    with pytest.raises(ValueError, match="Fourier neural operator weights .fno_blocks, lifting, projection.*Inst-FNO.*not supported"):
+    message = "Fourier neural operator weights .fno_blocks, lifting, projection.*Inst-FNO.*not supported"
+    with pytest.raises(ValueError, match=message):
         infer_config(state_dict)
 
 
@@ -217,8 +218,8 @@ def test_unknown_head_names_its_families_and_the_nearest_known_head():
 def test_msst_config_without_the_head_takes_it_from_the_checkpoint(tmp_path):
     """unwa's MSST configs describe a plain BS-RoFormer; his model file adds the head."""
     reference, ours = build_pair("axial_refiner_large_v2")
-    config = dict(model={key: value for key, value in OURS.items() if key not in ("zero_dc", "loss")}, training=dict(model_type="bs_roformer"))
-    config["model"]["num_stems"] = 2
+    model = {key: value for key, value in OURS.items() if key not in ("zero_dc", "loss")}
+    config = dict(model=dict(model, num_stems=2), training=dict(model_type="bs_roformer"))
     path = tmp_path / "large_v2.ckpt"
     torch.save(reference.state_dict(), path)
     loaded = load_model(path, config=config)

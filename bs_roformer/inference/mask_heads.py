@@ -45,7 +45,8 @@ def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
                 f"the mask estimators' axial refiner has {heads} heads x {dim_head}; only the published Large-Inst v2 "
                 f"head ({REFINER_HEADS} x {REFINER_DIM_HEAD}) is supported"
             )
-        spec = dict(kind="axial_refiner_large_v2", axial_refiner_depth=1 + max(int(k.split(".")[1]) for k in head_keys if k.startswith("layers.")))
+        depth = 1 + max(int(key.split(".")[1]) for key in head_keys if key.startswith("layers."))
+        spec = dict(kind="axial_refiner_large_v2", axial_refiner_depth=depth)
         notes = []
     else:
         nearest = max(KNOWN_HEADS, key=lambda known: (len(known & families) / len(known | families), -len(known)))

@@ -146,22 +146,9 @@ class HypergraphConv(nn.Module):
         return x + F.silu(self.W_v(incidence.transpose(1, 2) @ edges))
 
 
-class HypergraphBranch(nn.Module):
-    """Hypergraph computation over every pixel of a map, beside a lateral projection:
-    (b, c, h, w) -> (b, c, h, w)."""
+class HypergraphComputation(nn.Module):
+    """Every pixel a vertex: adaptive hyperedges, then hypergraph message passing: (b, c, h, w) -> (b, c, h, w)."""
 
-    def __init__(self, channels: int, num_hyperedges: int, num_heads: int):
-        super().__init__()
-        self.cv1 = PointwiseConv(channels, channels)
-        self.cv2 = PointwiseConv(channels, channels)
-        self.ahc = _HypergraphComputation(channels, num_hyperedges, num_heads)
-        self.cv3 = PointwiseConv(2 * channels, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cv3(torch.cat((self.ahc(self.cv2(x)), self.cv1(x)), dim=1))
-
-
-class _HypergraphComputation(nn.Module):
     def __init__(self, channels: int, num_hyperedges: int, num_heads: int):
         super().__init__()
         self.adaptive_hyperedge_gen = AdaptiveHyperedges(channels, num_hyperedges, num_heads)
@@ -172,6 +159,21 @@ class _HypergraphComputation(nn.Module):
         vertices = rearrange(x, "b c h w -> b (h w) c")
         out = self.hypergraph_conv(vertices, self.adaptive_hyperedge_gen(vertices))
         return rearrange(out, "b (h w) c -> b c h w", h=height)
+
+
+class HypergraphBranch(nn.Module):
+    """Hypergraph computation over every pixel of a map, beside a lateral projection:
+    (b, c, h, w) -> (b, c, h, w)."""
+
+    def __init__(self, channels: int, num_hyperedges: int, num_heads: int):
+        super().__init__()
+        self.cv1 = PointwiseConv(channels, channels)
+        self.cv2 = PointwiseConv(channels, channels)
+        self.ahc = HypergraphComputation(channels, num_hyperedges, num_heads)
+        self.cv3 = PointwiseConv(2 * channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cv3(torch.cat((self.ahc(self.cv2(x)), self.cv1(x)), dim=1))
 
 
 class HyperACE(nn.Module):
@@ -231,13 +233,14 @@ class Backbone(nn.Module):
         c2, c3, c4, c5 = STAGE_CHANNELS
         late_stride = 2 if halve_bands_late else (2, 1)
         self.stem = SeparableConv(in_channels, STEM_CHANNELS, stride=(2, 1))
-        stage = lambda c_in, c_out, blocks, stride: nn.Sequential(  # noqa: E731
-            SeparableConv(c_in, c_out, stride=stride), CrossStageNarrow(c_out, c_out, blocks)
-        )
-        self.p2 = stage(STEM_CHANNELS, c2, base_depth, (2, 1))
-        self.p3 = stage(c2, c3, 2 * base_depth, (2, 1))
-        self.p4 = stage(c3, c4, 2 * base_depth, late_stride)
-        self.p5 = stage(c4, c5, base_depth, late_stride)
+        self.p2 = self._stage(STEM_CHANNELS, c2, base_depth, (2, 1))
+        self.p3 = self._stage(c2, c3, 2 * base_depth, (2, 1))
+        self.p4 = self._stage(c3, c4, 2 * base_depth, late_stride)
+        self.p5 = self._stage(c4, c5, base_depth, late_stride)
+
+    @staticmethod
+    def _stage(c_in: int, c_out: int, blocks: int, stride: Size2d) -> nn.Sequential:
+        return nn.Sequential(SeparableConv(c_in, c_out, stride=stride), CrossStageNarrow(c_out, c_out, blocks))
 
     def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
         maps = []
@@ -280,21 +283,24 @@ class Decoder(nn.Module):
         return self.final_d2(x)
 
 
+def _norm_silu(channels: int) -> Tuple[nn.Module, nn.Module]:
+    return instance_norm(channels), nn.SiLU()
+
+
 class TfcTdfBlock(nn.Module):
     """Time-frequency convolutions around a bottlenecked fully connected layer along frequency (TFC-TDF,
     Kim et al. 2023, arXiv:2306.09382), with a 1x1 shortcut: (b, c_in, h, f_bins) -> (b, c_out, h, f_bins)."""
 
     def __init__(self, c_in: int, c_out: int, f_bins: int, bottleneck: int = 4):
         super().__init__()
-        norm_act = lambda channels: (instance_norm(channels), nn.SiLU())  # noqa: E731
-        self.tfc1 = nn.Sequential(*norm_act(c_in), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
+        self.tfc1 = nn.Sequential(*_norm_silu(c_in), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
         self.tdf = nn.Sequential(
-            *norm_act(c_out),
+            *_norm_silu(c_out),
             nn.Linear(f_bins, f_bins // bottleneck, bias=False),
-            *norm_act(c_out),
+            *_norm_silu(c_out),
             nn.Linear(f_bins // bottleneck, f_bins, bias=False),
         )
-        self.tfc2 = nn.Sequential(*norm_act(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False))
+        self.tfc2 = nn.Sequential(*_norm_silu(c_out), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False))
         self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
