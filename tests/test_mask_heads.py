@@ -3,6 +3,8 @@ reference, splifft 0.0.9 (installed like the other references, see references.py
 in the same order and shapes, the same separated audio, the same loss and gradients; recognition of the
 heads from bare checkpoints, and clear errors for heads we do not have (unwa's Inst-FNO, unknown ones)."""
 
+import json
+
 import pytest
 import torch
 from einops import rearrange
@@ -229,3 +231,24 @@ def test_msst_config_without_the_head_takes_it_from_the_checkpoint(tmp_path):
     ours.eval()
     with torch.no_grad():
         assert torch.equal(loaded.model(audio), ours(audio))
+
+
+@pytest.mark.parametrize("identifier", [
+    "bs_roformer-unwa-hyperace_v1_instrum", "bs_roformer-unwa-hyperace_v2_instrum",
+    "bs_roformer-unwa-hyperace_v2_vocals", "mel_roformer-unwa-large_inst_v2",
+])
+def test_published_configurations_give_the_published_file_sizes(identifier):
+    """splifft's shipped config of each published checkpoint builds a model whose float32 weights, plus
+    torch.save's few hundred bytes per tensor, are the size its registry gives for the checkpoint file."""
+    data = references.install("splifft", references.SPLIFFT_VERSION) / "splifft" / "data"
+    config = json.loads((data / "config" / f"{identifier}.json").read_text())["model"]
+    size = json.loads((data / "registry.json").read_text())[identifier]["model_size"]
+    assert config["band_config"] == {"kind": "fixed"} and "freqs_per_bands" not in config  # splifft's default bands
+    model = BSRoformer(
+        dim=config["dim"], depth=config["depth"], num_stems=len(config["output_stem_names"]), stereo=True,
+        time_transformer_depth=1, freq_transformer_depth=1,  # splifft's defaults
+        mask_estimator=config["mask_estimator"],
+    )
+    state = model.state_dict()
+    overhead = (size - sum(t.numel() * 4 for t in state.values())) / len(state)
+    assert 400 < overhead < 500, f"{identifier}: {overhead:.0f} bytes per tensor beyond the float32 weights"
