@@ -22,7 +22,8 @@ HYPEREDGE_PROTOTYPES = "segm.hyperace.high_order_branch.0.ahc.adaptive_hyperedge
 def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[str, Any], List[str]]:
     """(model keywords, notes) for the checkpoint's mask heads: {} for the per-band MLPs, else `mask_estimator`
     and the conventions of the head's reference. Unknown heads are an error naming their key families."""
-    head_keys = {m[1]: value for key, value in state_dict.items() if (m := re.fullmatch(r"mask_estimators\.0\.(.+)", key))}
+    first_head = (re.fullmatch(r"mask_estimators\.0\.(.+)", key) for key in state_dict)
+    head_keys = {m[1]: state_dict[m[0]] for m in first_head if m}
     families = frozenset(key.split(".")[0] for key in head_keys)
     fno = sorted({family for key in head_keys for family in FNO_FAMILIES if f".{family}." in f".{key}"})
     if fno:
