@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 
 from ..modules.bands import mel_band_membership
+from . import backbone_variants
 from .mask_heads import infer_mask_estimator
 
 StateDict = Dict[str, torch.Tensor]
@@ -83,12 +84,15 @@ def assumed_hop(n_fft: int) -> int:
 
 def infer_config(state_dict: StateDict) -> Tuple[str, Dict[str, Any], List[str]]:
     """(model_type, constructor keywords, notes on what could not be inferred and was assumed)."""
+    original = state_dict
+    state_dict = backbone_variants.backbone_view(state_dict)
     keys = set(state_dict)
     shape = lambda key: tuple(state_dict[key].shape)  # noqa: E731
     if "band_split.to_features.0.1.weight" not in keys or not any(k.startswith("layers.0.") for k in keys):
         raise ValueError("these weights are not a BS-RoFormer or Mel-Band RoFormer (no band_split / layers tensors)")
+    backbone_variants.check_known_key_families(original)
 
-    head_settings, head_notes = infer_mask_estimator(state_dict)  # HyperACE, axial refiner, ...
+    head_settings, head_notes = infer_mask_estimator(original)  # HyperACE, axial refiner, ...
     model_type = "bs_roformer" if "final_norm.gamma" in keys else "mel_band_roformer"
     dim = shape("band_split.to_features.0.1.weight")[0]
     depth = 1 + max(int(key.split(".")[1]) for key in keys if key.startswith("layers."))
@@ -139,6 +143,7 @@ def infer_config(state_dict: StateDict) -> Tuple[str, Dict[str, Any], List[str]]
     kwargs["stft_hop_length"] = assumed_hop(n_fft)
     notes.append(f"stft_hop_length={kwargs['stft_hop_length']} assumed (not in the weights)")
     notes.append("skip_connection=False assumed (it has no weights)")
+    model_type = backbone_variants.apply_backbone_variant(original, model_type, kwargs, notes)
     if "sample_rate" not in kwargs:
         kwargs["sample_rate"] = ASSUMED_SAMPLE_RATE
         notes.append(f"sample_rate={ASSUMED_SAMPLE_RATE} assumed (not in the weights)")

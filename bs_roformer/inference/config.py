@@ -13,9 +13,15 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-from ..models import BSRNN, BSRoformer, MelBandRoformer
+from ..models import BSRNN, BSConformer, BSRoformer, MelBandConformer, MelBandRoformer
 
-MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
+MODEL_TYPES = {
+    "bs_roformer": BSRoformer,
+    "mel_band_roformer": MelBandRoformer,
+    "bsrnn": BSRNN,
+    "bs_conformer": BSConformer,
+    "mel_band_conformer": MelBandConformer,
+}
 
 # MSST model keywords that only pick a kernel or a debugging aid: the weights are the same without them
 IGNORED_MODEL_KEYS = {"sage_attention", "debug_visualize", "debug_visualize_dir", "debug_visualize_max_items"}
@@ -55,7 +61,8 @@ def model_type_of(config: Dict[str, Any], model_type: Optional[str] = None) -> s
     """The model type: given, or `training.model_type`, or told by the model keywords."""
     model_type = model_type or config["training"].get("model_type")
     if model_type is None:
-        model_type = "mel_band_roformer" if "num_bands" in config["model"] else "bs_roformer"
+        family = "conformer" if "time_conformer_depth" in config["model"] else "roformer"
+        model_type = ("mel_band_" if "num_bands" in config["model"] else "bs_") + family
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model type {model_type!r} is not supported; choose one of {sorted(MODEL_TYPES)}")
     return model_type

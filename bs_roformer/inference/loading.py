@@ -10,9 +10,10 @@ import torch
 import yaml
 from torch import nn
 
+from .backbone_variants import restore_exact_pope_frequencies, with_lineage_conventions, with_shared_biases
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
-from .mask_heads import adopt_mask_estimator
+from .mask_heads import with_checkpoint_mask_estimator
 from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
 
 PathLike = Union[str, Path]
@@ -100,8 +101,8 @@ def load_model(
         inferred_type, model_section, notes = infer_config(state_dict)
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
-        parsed = read_config(config)
-        notes = adopt_mask_estimator(parsed["model"], state_dict)
+        parsed = with_lineage_conventions(read_config(config), state_dict, notes)
+        parsed = with_checkpoint_mask_estimator(parsed, state_dict, notes)
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
@@ -118,7 +119,7 @@ def load_model(
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
-    state_dict = _with_shared_rotary(model, _renumber_empty_linear_slot(model, state_dict))
+    state_dict = with_shared_biases(model, _with_shared_rotary(model, _renumber_empty_linear_slot(model, state_dict)))
     expected = model.state_dict()
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
@@ -131,6 +132,7 @@ def load_weights(model: nn.Module, state_dict: StateDict) -> None:
         raise ValueError(_mismatch_report(model, state_dict, missing, unexpected, reshaped))
     model.load_state_dict(state_dict, strict=True)
     _restore_exact_rotary_frequencies(model, state_dict)
+    restore_exact_pope_frequencies(model, state_dict)
 
 
 def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
@@ -140,12 +142,13 @@ def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
     """
     renamed = _renumber_empty_linear_slot(model, state_dict)
     expected = model.state_dict()
-    candidates = _with_shared_rotary(model, renamed)
+    candidates = with_shared_biases(model, _with_shared_rotary(model, renamed))
     fitting = {key: value for key, value in candidates.items() if key in expected and value.shape == expected[key].shape}
     if not fitting.keys() & renamed.keys():  # the model's own rotary constants do not count
         raise ValueError("no weight of the checkpoint fits this model: is it a checkpoint of the same model type and size?")
     model.load_state_dict(fitting, strict=False)
     _restore_exact_rotary_frequencies(model, fitting)
+    restore_exact_pope_frequencies(model, fitting)
     return sorted({key.split(".")[0] for key in expected if key not in fitting})
 
 

@@ -61,15 +61,18 @@ def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
     return dict(mask_estimator=spec, zero_dc=False), notes
 
 
-def adopt_mask_estimator(model_section: Dict[str, Any], state_dict: Mapping[str, torch.Tensor]) -> List[str]:
-    """A config without `mask_estimator` for a checkpoint with a variant head (unwa's MSST configs do not
-    name it; his model files define it): take the head from the checkpoint, in place. Returns notes."""
-    if "mask_estimator" in model_section or not any(key.startswith("mask_estimators.0.") for key in state_dict):
-        return []
-    settings, notes = infer_mask_estimator(state_dict)
-    for key, value in settings.items():
-        model_section.setdefault(key, value)
-    return notes
+def with_checkpoint_mask_estimator(
+    config: Dict[str, Any], state_dict: Mapping[str, torch.Tensor], notes: List[str]
+) -> Dict[str, Any]:
+    """A YAML config with the checkpoint's mask head where the YAML names none (unwa's MSST configs describe
+    a plain BS-RoFormer; his model files add the head), and the head's conventions where the YAML leaves
+    them out. A YAML's own settings win."""
+    model = config["model"]
+    if "mask_estimator" in model or not any(key.startswith("mask_estimators.0.") for key in state_dict):
+        return config
+    settings, head_notes = infer_mask_estimator(state_dict)
+    notes.extend(head_notes)
+    return {**config, "model": {**settings, **model}}
 
 
 def _family_list(families) -> str:

@@ -26,13 +26,15 @@ class BSRoformer(BandSplitRoformer):
         freqs_per_bands: STFT bins per band, in order, adding up to the modelled bins; or the name of a
             band schema (`bs_roformer.band_schema`), e.g. "v7" or "musical", resolved for stft_n_fft.
         freq_range: (first, end) STFT bins to model (-1 = open end); other bins come out silent.
+        num_layers: another name of depth (the original BS-RoFormer SW export's config).
     """
 
     def __init__(
         self,
         dim: int,
         *,
-        depth: int,
+        depth: Optional[int] = None,
+        num_layers: Optional[int] = None,
         freqs_per_bands: Union[str, Sequence[int]] = DEFAULT_FREQS_PER_BANDS,
         freq_range: Optional[Tuple[int, int]] = None,
         stereo: bool = False,
@@ -45,6 +47,7 @@ class BSRoformer(BandSplitRoformer):
         match_input_audio_length: bool = True,
         **shared,
     ):
+        depth = depth_of(depth, num_layers)
         channels = 2 if stereo else 1
         make_bands = partial(contiguous_bands, freqs_per_bands, stft_n_fft, sample_rate)
         bands = band_layout_for(make_bands, channels, stft_n_fft, freq_range)
@@ -65,3 +68,12 @@ class BSRoformer(BandSplitRoformer):
             sample_rate=sample_rate,
             **shared,
         )
+
+
+def depth_of(depth: Optional[int], num_layers: Optional[int]) -> int:
+    """depth, given as `depth` or as its alias `num_layers` (COMPAT: the BS-RoFormer SW export's name)."""
+    if depth is None and num_layers is None:
+        raise TypeError("missing the keyword depth (the number of axial layers; num_layers is accepted as its alias)")
+    if depth is not None and num_layers is not None and depth != num_layers:
+        raise ValueError(f"depth={depth} and num_layers={num_layers} disagree: num_layers is another name of depth; give one")
+    return depth if depth is not None else num_layers
