@@ -1,27 +1,27 @@
 """Checkpoints of the axial-backbone variants: PoPE attention, shared attention biases, BS-/Mel-Band
 Conformer, value residual; telling them from their keys, and loading them.
 
-infer_config (checkpoint.py) runs its plain RoFormer inference on `backbone_view(state_dict)` and then
-`apply_backbone_variant`; load_weights (loading.py) completes checkpoints with `with_shared_biases` and
-restores fixed PoPE frequencies with `restore_exact_pope_frequencies`; load_model gives a YAML config the
-conventions its checkpoint's lineage implies with `with_lineage_conventions`.
+compat.recognise_roformer runs its plain RoFormer inference on `backbone_view(state_dict)` and then
+`apply_backbone_variant`; load_weights (loading.py) restores fixed PoPE frequencies with
+`restore_exact_pope_frequencies`. The variants' checkpoint quirks (shared biases stored once, the
+conventions value-residual weights imply) are in bs_roformer.compat.
 """
 
 import re
 from collections import Counter
-from functools import lru_cache, partial
-from typing import Any, Dict, FrozenSet, List, Tuple
+from functools import lru_cache
+from typing import Any, Dict, FrozenSet, List
 
 import torch
 from torch import nn
 
+from ..compat import SHARED_BIASES
 from ..modules.pope import pope_inverse_frequencies
 
 StateDict = Dict[str, torch.Tensor]
 
 # conformer blocks name their attention `attn`; the plain inference expects a transformer layer's `0`
 CONFORMER_ATTENTION = re.compile(r"^(layers\.\d+\.\d+\.layers\.\d+)\.attn\.")
-SHARED_BIASES = {"shared_qkv_bias": "to_qkv.bias", "shared_out_bias": "to_out.0.bias"}
 
 
 def is_conformer(state_dict: StateDict) -> bool:
@@ -55,11 +55,7 @@ def apply_backbone_variant(state_dict: StateDict, model_type: str, kwargs: Dict[
         conv_expansion_factor=depthwise[0] // dim,
         conv_kernel_size=depthwise[-1],
     )
-    if model_type == "mel_band_roformer":
-        # COMPAT: the Mel-Band Conformer builds mask_estimator_depth - 1 hidden layers, as the BS files
-        kwargs["mask_estimator_depth"] += 1
-        return "mel_band_conformer"
-    return "bs_conformer"
+    return "mel_band_conformer" if model_type == "mel_band_roformer" else "bs_conformer"
 
 
 # --- key families: which variant a checkpoint's tensors come from ------------------------------------
@@ -78,33 +74,32 @@ def _backbone_families(model: nn.Module) -> FrozenSet[str]:
 @lru_cache(maxsize=1)
 def known_variants() -> Dict[str, FrozenSet[str]]:
     """Variant name -> the key families of its band split and backbone (from tiny models of each)."""
-    from ..models import BandSplitRoformer
-    from ..models.band_split_model import band_layout_for
-    from ..models.bs_conformer import conformer_stack
-    from ..modules.band_schemas import contiguous_bands
+    from ..models import BSConformer, BSRoformer
 
-    def tiny(mel: bool = False, conformer: bool = False, **options) -> nn.Module:
-        # Mel models as BS ones with the Mel norms: the same key families, without a mel filter bank (librosa)
-        if conformer:
-            options.update(sequence_model=conformer_stack(2, 2, 3), final_norm=not mel)
-        return BandSplitRoformer(
-            8, depth=2, bands=band_layout_for(partial(contiguous_bands, (16, 17), 64, 44100), 1, 64, None),
-            norm_each_transformer=mel and not conformer, attn_dropout=0.0, ff_dropout=0.0, heads=1, dim_head=8,
-            time_transformer_depth=1, freq_transformer_depth=1, linear_transformer_depth=1,
-            mask_estimator_hidden_layers=1, match_input_audio_length=False, stft_n_fft=64, stft_win_length=64, **options,
-        )
+    # Mel models as BS ones with the Mel norms: the same key families, without a mel filter bank (librosa)
+    class MelKeys(BSRoformer):
+        norm_each_transformer, final_norm_after_backbone = True, False
 
+    class MelConformerKeys(BSConformer):
+        final_norm_after_backbone = False
+
+    tiny = dict(
+        dim=8, depth=2, freqs_per_bands=(16, 17), heads=1, dim_head=8, linear_transformer_depth=1,
+        time_transformer_depth=1, freq_transformer_depth=1, mask_estimator_depth=2, stft_n_fft=64, stft_win_length=64,
+    )
+    conformer = {**{key.replace("transformer", "conformer"): value for key, value in tiny.items()},
+                 "ff_mult": 2, "conv_kernel_size": 3}
     builds = {
-        "bs_roformer": lambda: tiny(),
-        "mel_band_roformer": lambda: tiny(mel=True),
-        "bs_roformer with value residual (bs-roformer 0.5.1)": lambda: tiny(value_residual=True),
-        "bs_roformer with PoPE attention (use_pope)": lambda: tiny(use_pope=True),
-        "bs_roformer with shared attention biases (use_shared_bias)": lambda: tiny(use_shared_bias=True),
-        "bs_conformer": lambda: tiny(conformer=True),
-        "mel_band_conformer": lambda: tiny(mel=True, conformer=True),
+        "bs_roformer": lambda: BSRoformer(**tiny),
+        "mel_band_roformer": lambda: MelKeys(**tiny),
+        "bs_roformer with value residual (bs-roformer 0.5.1)": lambda: BSRoformer(**tiny, value_residual=True),
+        "bs_roformer with PoPE attention (use_pope)": lambda: BSRoformer(**tiny, use_pope=True),
+        "bs_roformer with shared attention biases (use_shared_bias)": lambda: BSRoformer(**tiny, use_shared_bias=True),
+        "bs_conformer": lambda: BSConformer(**conformer),
+        "mel_band_conformer": lambda: MelConformerKeys(**conformer),
         # combinations no published checkpoint has but these models build (a RoFormer's are covered above)
-        "bs_conformer with PoPE, shared biases and value residual": lambda: tiny(
-            conformer=True, use_pope=True, use_shared_bias=True, value_residual=True
+        "bs_conformer with PoPE, shared biases and value residual": lambda: BSConformer(
+            **conformer, use_pope=True, use_shared_bias=True, value_residual=True
         ),
     }
     return {name: _backbone_families(build()) for name, build in builds.items()}
@@ -132,20 +127,6 @@ def check_known_key_families(state_dict: StateDict) -> None:
 # --- loading -------------------------------------------------------------------------------------------
 
 
-def with_shared_biases(model: nn.Module, state_dict: StateDict) -> StateDict:
-    """COMPAT: the SW export stores its shared biases once at the top level; splifft's state dict also under
-    every attention. Complete the per-attention names from the top-level tensors."""
-    if not any(name in state_dict for name in SHARED_BIASES):
-        return state_dict
-    copies = {
-        key: state_dict[shared]
-        for key in model.state_dict()
-        for shared, suffix in SHARED_BIASES.items()
-        if key.endswith("." + suffix) and shared in state_dict
-    }
-    return {**copies, **state_dict}
-
-
 def restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> None:
     """PoPE frequencies are fixed, never trained; an fp16 checkpoint (the published BS PolarFormer) rounds
     them by up to 0.05 %, i.e. half a radian at frame 1000. Where the stored values are the default
@@ -159,24 +140,3 @@ def restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> N
         if torch.equal(stored.cpu(), exact.to(stored.dtype)):
             with torch.no_grad():
                 inv_freqs.copy_(exact.to(inv_freqs.device))
-
-
-def with_lineage_conventions(config: Dict[str, Any], state_dict: StateDict, notes: List[str]) -> Dict[str, Any]:
-    """A YAML config with the settings its checkpoint's lineage implies where the YAML leaves them out.
-
-    Value-residual weights (`to_value_residual_mix`) come only from lucidrains' bs-roformer 0.5.x, whose
-    constructor has no keyword for it (it is always on there), so its YAMLs (e.g. unwa's BS_Inst_EXP_VRL)
-    do not say it: value residual on, no DC zeroing, length not restored. A YAML's own settings win.
-    """
-    if not any(".to_value_residual_mix." in key for key in state_dict):
-        return config
-    model = dict(config["model"])
-    implied = dict(value_residual=True, zero_dc=False, match_input_audio_length=False)
-    added = {key: value for key, value in implied.items() if key not in model}
-    if not added:
-        return config
-    notes.append(
-        "value-residual weights: settings of upstream bs-roformer 0.5.x added to the config ("
-        + ", ".join(f"{key}={value}" for key, value in added.items()) + ")"
-    )
-    return {**config, "model": {**model, **added}}

@@ -2,10 +2,11 @@
 (`bs_roformer.modules.mask_heads`), their shapes its options."""
 
 import re
-from typing import Any, Dict, FrozenSet, List, Mapping, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 import torch
 
+from ..compat import Inferred, recognise_roformer
 from ..modules.axial_refiner import REFINER_DIM_HEAD, REFINER_HEADS
 
 # key families under mask_estimators.N -> the head they make
@@ -59,6 +60,19 @@ def infer_mask_estimator(state_dict: Mapping[str, torch.Tensor]) -> Tuple[Dict[s
     # COMPAT: the reference (splifft 0.0.9) runs these heads' checkpoints without zeroing the DC bin
     notes.append(f"mask_estimator {spec['kind']} recognised by its keys; zero_dc off, as its reference (splifft) runs it")
     return dict(mask_estimator=spec, zero_dc=False), notes
+
+
+def recognise_roformer_with_mask_head(state_dict: Mapping[str, torch.Tensor]) -> Optional[Inferred]:
+    """A RoFormer whose mask estimators are a variant head: the RoFormer's settings, the head's and its
+    conventions. None for the per-band MLPs; an error for a head not supported (Inst-FNO, unknown)."""
+    settings, notes = infer_mask_estimator(state_dict)
+    inferred = recognise_roformer(state_dict) if settings else None
+    if inferred is None:
+        return None
+    # the head's reference conventions replace the plain RoFormer's (its note said zero_dc on)
+    inferred.notes = [note for note in inferred.notes if not note.startswith("zero_dc on")] + notes
+    inferred.settings.update(settings)
+    return inferred
 
 
 def with_checkpoint_mask_estimator(
