@@ -227,6 +227,9 @@ def test_msst_config_without_the_head_takes_it_from_the_checkpoint(tmp_path):
     loaded = load_model(path, config=config)
     assert loaded.config["model"]["mask_estimator"] == dict(kind="axial_refiner_large_v2", axial_refiner_depth=2)
     assert any("recognised by its keys" in note for note in loaded.notes)
+    assert loaded.config["model"]["zero_dc"] is False  # the head's convention, where the YAML is silent
+    config["model"]["zero_dc"] = True
+    assert load_model(path, config=config).config["model"]["zero_dc"] is True  # the YAML's own setting wins
     audio = make_audio(1, 2, 4000, seed=3)
     ours.eval()
     with torch.no_grad():
