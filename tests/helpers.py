@@ -88,3 +88,27 @@ def assert_same_gradients(name: str, ours: torch.nn.Module, reference: torch.nn.
         assert difference <= tolerance, f"{name}: gradient of {key} differs by {difference:.3g} of the largest gradient"
     assert_relative_close(f"{name}: gradients (all)", torch.cat([p.grad.flatten() for p in ours.parameters() if p.grad is not None]),
                           torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None]), tolerance=tolerance)
+
+
+def save_tiny_model(directory, **model_overrides) -> list:
+    """A tiny random-weight model (MSST checkpoint + config) in `directory`; returns the CLI's model flags."""
+    import yaml
+
+    from bs_roformer.inference.config import model_from_config, read_config
+
+    config = tiny_config(**model_overrides)
+    torch.manual_seed(0)
+    model = perturb_(model_from_config(read_config(config)))
+    torch.save({"epoch": 1, "model_state_dict": model.state_dict()}, directory / "model.ckpt")
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    return ["--model", str(directory / "model.ckpt"), "--config", str(directory / "config.yaml")]
+
+
+def tone(seconds: float, rate: int, channels: int, seed: int = 0):
+    """(frames, channels) float32 numpy test signal: a 220 Hz sine with noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
+    return np.stack([signal * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)

@@ -24,7 +24,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--checkpoint", "--start_check_point", metavar="PATH", help="start from these weights (fine-tuning; new stems get new mask heads)")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.ckpt")
     parser.add_argument("--freeze-backbone", action="store_true", help="train only the mask heads")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: this process's GPU, else CPU)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: this process's GPU, else MPS in a single process, else CPU)")
     parser.add_argument("--epochs", type=int, help="override training.num_epochs")
     parser.add_argument("--steps-per-epoch", type=int, help="override training.num_steps")
     parser.add_argument("--batch-size", type=int, help="override training.batch_size")

@@ -175,7 +175,7 @@ def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -
                 rotary.freqs.copy_(fresh.to(rotary.freqs.device))
 
 
-def _key_patterns(keys: List[str], limit: int = 6) -> str:
+def _key_patterns(keys: List[str], limit: int = 4) -> str:
     patterns = Counter(re.sub(r"\.\d+(?=\.|$)", ".*", key) for key in keys)
     lines = [f"    {count:4d} x {pattern}" for pattern, count in patterns.most_common(limit)]
     if len(patterns) > limit:
@@ -190,14 +190,40 @@ def _mismatch_report(model, state_dict, missing, unexpected, reshaped) -> str:
     if unexpected:
         lines += [f"  {len(unexpected)} weights in the checkpoint the model does not have:", _key_patterns(unexpected)]
     if reshaped:
-        lines += [f"  {len(reshaped)} weights with other shapes:"] + [f"    {line}" for line in reshaped[:6]]
+        lines += [f"  {len(reshaped)} weights with other shapes:"] + [f"    {line}" for line in reshaped[:4]]
     try:
         model_type, suggestion, _ = infer_config(state_dict)
     except ValueError as error:
         lines.append(f"  (the checkpoint's architecture could not be inferred either: {error})")
     else:
-        shown = {key: list(value) if isinstance(value, tuple) else value for key, value in suggestion.items()}
         lines.append(f"  the checkpoint looks like this {model_type} model section:")
-        lines += ["    " + line for line in yaml.safe_dump(shown, sort_keys=False, width=100).splitlines()]
+        lines += _packed([f"{key}: {_shown(value)}" for key, value in suggestion.items()])
         lines.append("  (or load the checkpoint without a config and the architecture is inferred)")
     return "\n".join(lines)
+
+
+def _packed(items: List[str], width: int = 100) -> List[str]:
+    """Comma-separated items on as few indented lines as fit, no item split."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(lines[-1]) + len(item) + 2 > width:
+            lines.append("")
+        lines[-1] += f", {item}" if lines[-1] else item
+    return ["    " + line for line in lines]
+
+
+def _shown(value: Any) -> str:
+    """A setting as the report shows it (YAML scalars; long lists like freqs_per_bands as runs:
+    `62 bands (2 x 24, 4 x 12, ...)`)."""
+    if not isinstance(value, (list, tuple)):
+        return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
+    if len(value) <= 8:
+        return f"[{', '.join(map(str, value))}]"
+    runs: List[List[Any]] = []
+    for item in value:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    return f"{len(value)} bands ({', '.join(f'{item} x {count}' if count > 1 else str(item) for item, count in runs)})"
+

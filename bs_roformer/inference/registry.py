@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple
 
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from .config import read_config, stem_names
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -150,22 +151,20 @@ def fetch(model: RegisteredModel, directory=None, progress: bool = True) -> Path
 def download(url: str, destination: Path, progress: bool = True) -> Path:
     """Download to `destination` through a temporary file renamed when complete."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(destination.name + ".partial")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as file:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
-                for block in iter(lambda: response.read(DOWNLOAD_CHUNK), b""):
-                    file.write(block)
-                    bar.update(len(block))
-        if total is not None and partial.stat().st_size != total:
-            raise OSError(f"connection closed after {partial.stat().st_size} of {total} bytes")
+        with atomic_path(destination) as partial:
+            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as file:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=destination.name, disable=not progress) as bar:
+                    for block in iter(lambda: response.read(DOWNLOAD_CHUNK), b""):
+                        file.write(block)
+                        bar.update(len(block))
+            if total is not None and partial.stat().st_size != total:
+                raise OSError(f"connection closed after {partial.stat().st_size} of {total} bytes")
     except (urllib.error.URLError, OSError) as error:
-        partial.unlink(missing_ok=True)
         reason = getattr(error, "reason", error)
         raise ConnectionError(
             f"could not download {url} ({reason}). Without network access, download it elsewhere and place "
             f"it at {destination}"
         ) from None
-    partial.replace(destination)
     return destination

@@ -7,6 +7,8 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 
+from ..devices import pick_device
+
 
 @dataclass(frozen=True)
 class Processes:
@@ -33,12 +35,8 @@ class Processes:
         return cls(rank=int(os.environ["RANK"]), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
     def device(self, requested: Optional[str]) -> torch.device:
-        """The requested device, else this process's GPU, else the CPU."""
-        if requested:
-            return torch.device(requested)
-        if torch.cuda.is_available():
-            return torch.device("cuda", self.local_rank)
-        return torch.device("cpu")
+        """The requested device, else this process's GPU, else (one process) MPS, else the CPU."""
+        return pick_device(requested, cuda_index=self.local_rank, allow_mps=not self.distributed)
 
     def join(self, device: torch.device) -> None:
         """Join the process group: nccl between GPUs, gloo between CPU processes."""

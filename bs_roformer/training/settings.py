@@ -3,7 +3,7 @@
 from dataclasses import dataclass, fields, replace
 from typing import Any, Dict
 
-from ..inference.separator import PRECISIONS
+from ..devices import PRECISIONS
 
 SCHEDULERS = ("plateau", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw")

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import soundfile
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+from ..inference.audio_io import AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Track:
 def find_tracks(
     root: Union[str, Path], stems: Sequence[str], *, sample_rate: Optional[int] = None, require_mixture: bool = False
 ) -> List[Track]:
-    """Every track folder under `root` with a file for each stem (`<stem>.wav` or `.flac`), checked for consistency."""
+    """Every track folder under `root` with a file for each stem (`<stem>.wav`, `.flac`, ...), checked for consistency."""
     root = Path(root)
     layout = f"{root}/<track>/{{{','.join(stems)}}}.wav"
     if not root.is_dir():
@@ -39,7 +39,7 @@ def find_tracks(
 
 
 def _find_audio(directory: Path, name: str) -> Optional[Path]:
-    return next((directory / f"{name}{suffix}" for suffix in AUDIO_SUFFIXES if (directory / f"{name}{suffix}").is_file()), None)
+    return next((directory / f"{name}{suffix}" for suffix in AUDIO_EXTENSIONS if (directory / f"{name}{suffix}").is_file()), None)
 
 
 def _info(path: Path, track: str):
@@ -62,7 +62,7 @@ def _read_track(directory: Path, stems: Sequence[str], sample_rate: Optional[int
         hint = f"; pass the folder that holds the track folders, e.g. {directory}" if present and all(
             (directory / name).is_dir() for name in present) else "; add the file or remove the track folder"
         raise ValueError(
-            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav or .flac); it holds {present}{hint}"
+            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav, .flac, ...); it holds {present}{hint}"
         )
     infos = {path: _info(path, directory.name) for path in [*paths.values(), *([mixture] if mixture else [])]}
     first_path, first = next(iter(infos.items()))

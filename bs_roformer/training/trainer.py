@@ -27,7 +27,9 @@ from tqdm import tqdm
 from ..inference.checkpoint import read_state_dict
 from ..inference.config import model_from_config, model_type_of, read_config, stem_names
 from ..inference.loading import LoadedModel, load_fitting_weights
-from ..inference.separator import Separator, autocast
+from ..atomic import atomic_path
+from ..devices import autocast
+from ..inference.separator import Separator
 from ..metrics import global_sdr
 from .dataset import FullTrackDataset, dataset_from_config
 from .distributed import Processes
@@ -381,9 +383,8 @@ def _restore_rng_states(states: Dict[str, Any]) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     """Write next to the target and rename, so an interrupted save never leaves a truncated checkpoint."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
 
 
 def _plain(value: Any) -> Any:
