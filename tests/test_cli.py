@@ -120,7 +120,7 @@ def test_usage_errors(tmp_path, capsys):
 
 def test_python_dash_m_and_models_listing():
     result = subprocess.run([sys.executable, "-m", "bs_roformer", "models"], capture_output=True, text=True, check=True)
-    assert "model_bs_roformer_ep_17_sdr_9.6568  (default" in result.stdout
+    assert "model_bs_roformer_ep_17_sdr_9.6568 (default)" in result.stdout
     assert "vocals_mel_band_roformer_kj" in result.stdout
     result = subprocess.run([sys.executable, "-m", "bs_roformer", "--help"], capture_output=True, text=True, check=True)
     help_text = " ".join(result.stdout.split())

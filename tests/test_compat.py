@@ -1,5 +1,6 @@
 """bs_roformer.compat: each compatibility quirk with both of its values, and architecture inference per family."""
 
+import argparse
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -73,10 +74,16 @@ def test_empty_linear_slot_renumbering_both_layouts():
 @pytest.mark.parametrize("ours", list(compat.CLI_ALIASES))
 def test_other_tools_flags_are_aliases_of_ours(ours):
     parser = build_parser()
-    dest = next(action.dest for action in parser._actions if ours in action.option_strings)
-    value = "PCM_16" if ours == "--pcm-type" else "x.ckpt"
+    action = next(action for action in parser._actions if ours in action.option_strings)
+    if action.nargs == 0:  # a switch
+        arguments, expected = [], action.const
+    else:
+        value = action.choices[0] if action.choices else "2" if action.type is float else "x.ckpt"
+        arguments, expected = [value], action.type(value) if action.type else value
+        if action.nargs == "+" or isinstance(action, argparse._AppendAction):  # -m may repeat: a list
+            expected = [expected]
     for alias, tool in compat.CLI_ALIASES[ours]:
-        assert getattr(parser.parse_args([alias, value]), dest) == value, (alias, tool)
+        assert getattr(parser.parse_args([alias, *arguments]), action.dest) == expected, (alias, tool)
 
 
 # --- architecture inference -------------------------------------------------------------------------------

@@ -19,9 +19,12 @@ from ..devices import PRECISIONS
 from ..inference.audio_io import DEFAULT_TEMPLATE, SUBTYPES, check_format
 from ..inference.batch import find_inputs, plan
 from ..inference.config import MODEL_TYPES
+from ..inference.ensemble import ALGORITHMS
 from ..inference.errors import SeparationError
 from ..inference.registry import DEFAULT_MODEL
 from ..inference.separator import Separator
+from .ensemble import ensemble_models, separate_with_ensemble
+from .models import download_models, list_models
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +42,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input_folder", "--input-folder", action="append", default=[], metavar="DIR", help="a folder of audio files (repeatable)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("-m", *cli_flags("--model"), default=None, metavar="NAME_OR_PATH",
-                       help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}")
+    model.add_argument("-m", *cli_flags("--model"), action="append", default=[], metavar="NAME_OR_PATH",
+                       help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}. "
+                       "Several -m: an ensemble of their stems")
+    model.add_argument("--extra_models", nargs="+", default=[], metavar="NAME_OR_PATH", help="more models for the ensemble (as -m)")
+    model.add_argument(*cli_flags("--ensemble"), choices=ALGORITHMS, default="avg_wave",
+                       help="how several models' stems are combined: avg/median/min/max of waveforms (_wave) or of "
+                       "STFT magnitudes with the mix's phase (_fft); default avg_wave")
+    model.add_argument(*cli_flags("--ensemble-weights"), nargs="+", type=float, default=None, metavar="W",
+                       help="one weight per model, for avg_wave / avg_fft")
+    model.add_argument(*cli_flags("--ensemble-preset"), default=None, metavar="NAME",
+                       help="a named ensemble: its models and rule (`bs-roformer models presets` lists them)")
+    model.add_argument(*cli_flags("--download-only"), action="store_true",
+                       help="download the -m models (checkpoint and config) into the cache and exit")
+    model.add_argument("-l", "--list_models", action="store_true", help="list the registered models and exit (as `bs-roformer models`)")
+    model.add_argument("--list_filter", action="append", default=[], metavar="TEXT", help="with --list_models: keep matching models")
+    model.add_argument("--list_format", choices=["pretty", "json"], default="pretty", help="with --list_models: table or JSON")
     model.add_argument(*cli_flags("--config"), default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
     model.add_argument("--model_type", "--model-type", choices=sorted(MODEL_TYPES), help="when the config does not say")
     model.add_argument(*cli_flags("--cache-dir"), default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
@@ -77,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        models = ensemble_models(args)
+    except ValueError as error:
+        print(f"bs-roformer: {error}", file=sys.stderr)
+        return 2
+    if args.download_only:
+        return download_models(models or [DEFAULT_MODEL], args.cache_dir)
+    if args.list_models:
+        return list_models(args.list_filter, args.list_format == "json", args.cache_dir)
     output = Path(args.output)
     inputs, errors = find_inputs(args.inputs + args.input_folder, exclude=output)
     if not inputs and not errors:
@@ -95,20 +121,20 @@ def main(argv: List[str]) -> int:
     device = "cpu" if args.force_cpu else args.device
     if device is None and args.device_ids:
         device = f"cuda:{args.device_ids[0]}"
+    options = dict(
+        device=device,
+        chunk_size=args.chunk_size,
+        num_overlap=args.overlap,
+        batch_size=args.batch_size,
+        tta=args.use_tta,
+        precision=args.precision,
+        progress=not args.disable_detailed_pbar,
+        cache=args.cache_dir,
+    )
+    if len(models) > 1:
+        return separate_with_ensemble(args, models, [item.path for item in inputs], errors, options)
     try:
-        separator = Separator(
-            args.model,
-            config=args.config,
-            model_type=args.model_type,
-            device=device,
-            chunk_size=args.chunk_size,
-            num_overlap=args.overlap,
-            batch_size=args.batch_size,
-            tta=args.use_tta,
-            precision=args.precision,
-            progress=not args.disable_detailed_pbar,
-            cache=args.cache_dir,
-        )
+        separator = Separator(models[0] if models else None, config=args.config, model_type=args.model_type, **options)
     except (OSError, ValueError) as error:  # the loaders' errors for bad files and configs
         print(f"bs-roformer: cannot load the model: {error}", file=sys.stderr)
         return 1

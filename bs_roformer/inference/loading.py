@@ -15,7 +15,7 @@ from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
 from .mask_heads import with_checkpoint_mask_estimator
-from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
+from .registry import DEFAULT_MODEL, fetch_model, registered, suggestions
 
 PathLike = Union[str, Path]
 
@@ -86,14 +86,12 @@ def load_model(
     model = DEFAULT_MODEL if model is None else model
     entry = None if Path(model).exists() else registered(str(model))
     if entry is not None:
-        checkpoint = fetch(entry, cache, progress=progress)
-        config = entry.config_path if config is None else config
+        checkpoint, entry_config = fetch_model(entry, cache, progress=progress, with_config=config is None)
+        config = entry_config if config is None else config
         source = entry.name
     else:
+        check_model_name(model)
         checkpoint = Path(model)
-        if not checkpoint.exists():
-            names = ", ".join(sorted(REGISTRY))
-            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model ({names})")
         source = str(checkpoint)
 
     state_dict = read_state_dict(checkpoint)
@@ -104,6 +102,8 @@ def load_model(
     else:
         parsed = with_lineage_conventions(read_config(config), state_dict, notes)
         parsed = with_checkpoint_mask_estimator(parsed, state_dict, notes)
+        if model_type is None and entry is not None and not parsed["training"].get("model_type"):
+            model_type = entry.architecture  # a downloaded config that does not say: the registry does
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
@@ -116,6 +116,17 @@ def load_model(
         source=source,
         notes=notes,
     )
+
+
+def check_model_name(model: PathLike) -> None:
+    """Raise FileNotFoundError (with the registered names closest to it) unless `model` is a checkpoint file
+    or a registered name."""
+    if Path(model).exists() or registered(str(model)) is not None:
+        return
+    close = suggestions(str(model))
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
+                            "`bs-roformer models` lists the registered models")
 
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:

@@ -54,7 +54,16 @@ class Separator:
     tta: also separate the channel-swapped and polarity-inverted mix, and average (3x the compute).
     precision: "fp32" (default), "bf16" or "fp16" autocast for the model.
     device: "cuda", "mps", "cpu", ...; default CUDA > MPS > CPU.
+    A list of models gives an `Ensemble` (keywords `ensemble=` rule and `weights=`; see ensemble.py).
     """
+
+    def __new__(cls, model=None, *args, **kwargs):
+        # a list of models is an ensemble (ensemble.py): several models, their stems combined per name
+        if isinstance(model, (list, tuple)):
+            from .ensemble import Ensemble
+
+            return Ensemble(model, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
