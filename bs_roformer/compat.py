@@ -500,5 +500,12 @@ def _count(keys: Sequence[str], pattern: str) -> int:
     return 1 + max(indices) if indices else 0
 
 
+def recognise_roformer_with_mask_head(state_dict: StateDict) -> Optional[Inferred]:
+    """A RoFormer with a variant mask head (HyperACE, axial refiner): bs_roformer/inference/mask_heads.py."""
+    from .inference import mask_heads
+
+    return mask_heads.recognise_roformer_with_mask_head(state_dict)
+
+
 # more specific first: each returns None for weights of another family
-RECOGNISERS: List[Recogniser] = [recognise_bsrnn, recognise_roformer]
+RECOGNISERS: List[Recogniser] = [recognise_bsrnn, recognise_roformer_with_mask_head, recognise_roformer]
