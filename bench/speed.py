@@ -1,4 +1,5 @@
-"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1, measured in the same run.
+"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 (row H, a HyperACE v2 mask head:
+against splifft 0.0.9), measured in the same run.
 
     python bench/speed.py              # configurations A, M, C and the training step (~25 min on 2 cores)
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
@@ -26,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import references  # noqa: E402  (installs and imports the upstream reference)
+import splifft_peer  # noqa: E402
 
 # name: (model, constructor keywords, batch, samples, training step)
 CONFIGS = {
@@ -33,6 +35,8 @@ CONFIGS = {
     "M": ("mel", dict(dim=384, depth=6, num_bands=60, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 352800, False),
     "C": ("bs", dict(dim=128, depth=4, stereo=True), 1, 131072, False),
     "C-train": ("bs", dict(dim=128, depth=4, stereo=True), 2, 131072, True),
+    # HyperACE v2 mask head (unwa), against splifft 0.0.9 instead of upstream
+    "H": ("hyperace", dict(dim=256, depth=4, chunk_size=131072), 1, 131072, False),
     # the published frame-transformer V1 (206 M parameters) on the magnitudes of a 30 s stereo track
     "V1": ("ft", dict(channels=8, num_heads=8, expansion=24, n_fft=2048), 1, 30 * 44100, False),
 }
@@ -40,6 +44,7 @@ QUICK = {
     "A": ("bs", dict(dim=32, depth=1, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "M": ("mel", dict(dim=32, depth=1, num_bands=16, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "C-train": ("bs", dict(dim=32, depth=1, stereo=True), 2, 16384, True),
+    "H": ("hyperace", dict(dim=32, depth=1, chunk_size=4096), 1, 4096, False),
     "V1": ("ft", dict(channels=2, num_heads=2, expansion=2, n_fft=256), 1, 44100, False),
 }
 # our settings that compute what upstream 0.5.1 computes
@@ -80,6 +85,8 @@ def build(implementation: str, model: str, kwargs: dict, state_dict=None):
     if model == "ft":
         return build_frame_transformer(implementation, kwargs, state_dict)
     kwargs = dict(kwargs, attn_dropout=0.0, ff_dropout=0.0)
+    if model == "hyperace":  # the "upstream" implementation of this row is splifft's
+        return splifft_peer.build(implementation, kwargs, state_dict)
     if model == "mel":
         kwargs["linear_transformer_depth"] = 0
     if implementation == "upstream":
@@ -227,6 +234,8 @@ def main() -> None:
             else:
                 agreement = ((got - expected).abs().max() / expected.abs().max()).item()
                 agreement_text = f"outputs within {agreement:.1e} of the scale"
+                if model == "hyperace":
+                    agreement_text += " (vs splifft; at random weights its norm chains amplify float32 rounding)"
             times = {"ours": [], "upstream": []}
             for _ in range(runs):
                 times["ours"].append(timed(lambda: step(ours, audio, target, training)))

@@ -507,5 +507,12 @@ def recognise_frame_transformer(state_dict: StateDict) -> Optional[Inferred]:
     return recognise(state_dict)
 
 
+def recognise_roformer_with_mask_head(state_dict: StateDict) -> Optional[Inferred]:
+    """A RoFormer with a variant mask head (HyperACE, axial refiner): bs_roformer/inference/mask_heads.py."""
+    from .inference import mask_heads
+
+    return mask_heads.recognise_roformer_with_mask_head(state_dict)
+
+
 # more specific first: each returns None for weights of another family
-RECOGNISERS: List[Recogniser] = [recognise_frame_transformer, recognise_bsrnn, recognise_roformer]
+RECOGNISERS: List[Recogniser] = [recognise_frame_transformer, recognise_bsrnn, recognise_roformer_with_mask_head, recognise_roformer]

@@ -13,6 +13,8 @@ def test_speed_benchmark_quick_mode_runs_and_agrees_with_upstream():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "speed-up" in result.stdout and "matmul peak" in result.stdout
     rows = json.loads(result.stderr.strip().splitlines()[-1])
-    assert [row["config"] for row in rows if "bf16" not in row["config"]] == ["A", "M", "C-train", "V1"]
-    assert all(row["agreement"] < 1e-4 for row in rows if "agreement" in row)
+    assert [row["config"] for row in rows if "bf16" not in row["config"]] == ["A", "M", "C-train", "H", "V1"]
+    # H (HyperACE, against splifft): its reference amplifies float32 rounding ~1e3x at random weights;
+    # tests/test_mask_heads.py checks it exactly
+    assert all(row["agreement"] < (1e-3 if row["config"] == "H" else 1e-4) for row in rows if "agreement" in row)
     assert all(row["ours"] > 0 and row["upstream"] > 0 for row in rows)

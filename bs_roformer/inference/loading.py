@@ -15,6 +15,7 @@ from ..modules.rotary import RotaryFrequencies
 from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
+from .mask_heads import with_checkpoint_mask_estimator
 from .registry import DEFAULT_MODEL, fetch_model, registered, suggestions
 
 PathLike = Union[str, Path]
@@ -106,6 +107,7 @@ def load_model(
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
         parsed = with_lineage_conventions(read_config(config), state_dict, notes)
+        parsed = with_checkpoint_mask_estimator(parsed, state_dict, notes)
         if model_type is None and entry is not None and not parsed["training"].get("model_type"):
             model_type = entry.architecture  # a downloaded config that does not say: the registry does
     parsed["model"].update(model_overrides or {})
