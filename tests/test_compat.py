@@ -130,7 +130,7 @@ def test_bsrnn_attention_split_that_the_default_cannot_explain_is_noted():
 
 
 def test_unrecognised_weights_name_the_families_tried():
-    with pytest.raises(ValueError, match=r"not of a model family bs_roformer can recognise \(bsrnn, roformer_with_mask_head, roformer\)"):
+    with pytest.raises(ValueError, match=r"not of a model family bs_roformer can recognise \(frame_transformer, bsrnn, roformer_with_mask_head, roformer\)"):
         compat.infer_architecture({"encoder.weight": torch.zeros(2, 2)})
 
 
