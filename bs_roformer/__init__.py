@@ -1,6 +1,6 @@
 """bs_roformer: band-split RoPE transformers for music source separation."""
 
-from .inference import REGISTRY, LoadedModel, Separator, load_model, read_audio, read_config
+from .inference import REGISTRY, LoadedModel, Separator, export_onnx, load_model, read_audio, read_config
 from .models import BSRNN, BSRoformer, MelBandRoformer
 from .modules.band_schemas import SCHEMAS, band_schema, freqs_per_bands
 
@@ -14,6 +14,7 @@ __all__ = [
     "LoadedModel",
     "REGISTRY",
     "Separator",
+    "export_onnx",
     "load_model",
     "read_audio",
     "read_config",

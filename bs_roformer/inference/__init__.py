@@ -3,6 +3,7 @@
 from .audio_io import AudioFileError, read_audio
 from .config import read_config
 from .loading import LoadedModel, load_model
+from .onnx_export import export_onnx
 from .overlap_add import ChunkLayout, overlap_add
 from .registry import DEFAULT_MODEL, REGISTRY
 from .separator import Separator, pick_device
@@ -14,6 +15,7 @@ __all__ = [
     "LoadedModel",
     "REGISTRY",
     "Separator",
+    "export_onnx",
     "load_model",
     "overlap_add",
     "pick_device",

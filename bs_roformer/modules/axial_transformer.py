@@ -9,6 +9,7 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
 from .checkpointing import maybe_checkpoint
+from .graph_capture import capturing_graph
 from .transformer import Transformer
 
 # Inference runs each transformer on a few sequences at a time, sized so that its largest temporary stays
@@ -117,6 +118,8 @@ class AxialTransformer(nn.ModuleList):
         tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
         one big tensor instead would make autograd zero-fill a full-size gradient for every group).
         """
+        if capturing_graph():
+            return self._along_at_once(axis, transformer, x, value_residual)
         batch, frames, bands, dim = x.shape
         length, count = (frames, bands) if axis == "t" else (bands, frames)
         per_group = max(1, self.group_tokens // length)
@@ -138,6 +141,17 @@ class AxialTransformer(nn.ModuleList):
             out = torch.cat(outputs)
             x = rearrange(out, "(b f) t d -> b t f d", b=batch) if axis == "t" else out.view(batch, frames, bands, dim)
         return x, values or None
+
+    def _along_at_once(
+        self, axis: str, transformer: Transformer, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]
+    ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
+        """`_along` as one pass over all sequences, without in-place writes: a captured graph whose batch
+        size and length may vary (see graph_capture.py)."""
+        pattern = "b t f d -> (b f) t d" if axis == "t" else "b t f d -> (b t) f d"
+        out, values = transformer(rearrange(x, pattern), None if value_residual is None else value_residual[0])
+        back = "(b f) t d -> b t f d" if axis == "t" else "(b t) f d -> b t f d"
+        x = rearrange(out, back, f=x.shape[2]) if axis == "t" else rearrange(out, back, t=x.shape[1])
+        return x, [values] if self.value_residual else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.is_grad_enabled():
