@@ -11,7 +11,9 @@ from typing import List, Tuple
 
 from tqdm import tqdm
 
+from ..inference import sharding
 from ..inference.audio_io import AUDIO_EXTENSIONS, DEFAULT_TEMPLATE, SUBTYPES
+from ..inference.backends import BACKENDS
 from ..inference.config import MODEL_TYPES
 from ..inference.registry import DEFAULT_MODEL
 from ..inference.separator import PRECISIONS, Separator
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", "--batch_size", type=int, default=None, help="chunks per model call (default: from the config)")
     run.add_argument("--use_tta", "--tta", action="store_true", help="test-time augmentation: average with channel-swapped and polarity-inverted passes (3x slower)")
     run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="fp32 (default), or bf16/fp16 autocast")
+    run.add_argument("--backend", choices=BACKENDS, default="torch",
+                     help="torch (default), or onnxruntime: the network runs in ONNX Runtime (pip install 'bs-roformer[onnx]')")
+    run.add_argument("--onnx", default=None, metavar="FILE", help="the model's ONNX file for --backend onnxruntime (from "
+                     "`bs-roformer export`; default: exported on first use into the cache)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the network (compiles for a minute or more; pays off for long batches)")
     run.add_argument("--disable_detailed_pbar", "--no-chunk-progress", action="store_true", help="no per-chunk progress bar")
     return parser
 
@@ -85,26 +92,35 @@ def main(argv: List[str]) -> int:
     device = "cpu" if args.force_cpu else args.device
     if device is None and args.device_ids:
         device = f"cuda:{args.device_ids[0]}"
+    processes, device = sharding.start(device)  # under torchrun: this rank's share of the files
+    separator = None
     try:
-        separator = Separator(
-            args.model,
-            config=args.config,
-            model_type=args.model_type,
-            device=device,
-            chunk_size=args.chunk_size,
-            num_overlap=args.overlap,
-            batch_size=args.batch_size,
-            tta=args.use_tta,
-            precision=args.precision,
-            progress=not args.disable_detailed_pbar,
-            cache=args.cache_dir,
-        )
-    except (OSError, ValueError, TypeError) as error:
+        with sharding.main_first(processes):
+            separator = Separator(
+                args.model,
+                config=args.config,
+                model_type=args.model_type,
+                device=device,
+                chunk_size=args.chunk_size,
+                num_overlap=args.overlap,
+                batch_size=args.batch_size,
+                tta=args.use_tta,
+                precision=args.precision,
+                progress=not args.disable_detailed_pbar,
+                cache=args.cache_dir,
+                backend=args.backend,
+                compile=args.compile,
+                onnx=args.onnx,
+            )
+    except (OSError, ValueError, TypeError, ImportError) as error:
         print(f"bs-roformer: cannot load the model: {error}", file=sys.stderr)
+    if not sharding.everyone(processes, separator is not None):
         return 1
-    for note in separator.loaded.notes:
+    for note in separator.loaded.notes if processes.is_main else []:
         print(f"note: {note}", file=sys.stderr)
 
+    errors = errors if processes.is_main else []
+    files = sharding.share(files, processes)
     inputs, written = len(files) + len(errors), 0
     for path in tqdm(files, unit="file", desc="files", disable=len(files) < 2):
         try:
@@ -124,6 +140,10 @@ def main(argv: List[str]) -> int:
             errors.append(message)
             tqdm.write(f"error: {message}", file=sys.stderr)
 
+    tally = sharding.combined(processes, sharding.Tally(inputs, written, errors))
+    inputs, written, errors = tally.inputs, tally.written, tally.errors
+    if not processes.is_main:
+        return 1 if errors else 0
     print(f"separated {written} of {inputs} inputs into {args.output}", file=sys.stderr)
     if errors:
         print(f"{len(errors)} failed:", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""Separating a batch of files across processes: `torchrun --nproc_per_node N -m bs_roformer separate DIR`.
+
+Every process gets the same sorted list of inputs and takes every N-th file from its rank on, so each file is
+separated and written by exactly one process. The model is loaded by rank 0 first (a named model is
+downloaded once, an ONNX file exported once), then by the others from the cache. At the end the ranks
+gather their counts and errors, and rank 0 prints the one summary. Without torchrun this is one process
+doing everything.
+"""
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import torch
+
+from ..training.distributed import Processes
+
+
+@dataclass
+class Tally:
+    """What one process (or all, once combined) did with its inputs."""
+
+    inputs: int = 0
+    written: int = 0
+    errors: List[str] = field(default_factory=list)
+
+
+def start(requested_device: Optional[str]) -> "tuple[Processes, Optional[str]]":
+    """Join torchrun's process group, if any; returns it and the device this process separates on."""
+    processes = Processes.start()
+    if not processes.distributed:
+        return processes, requested_device
+    device = processes.device(requested_device)
+    processes.join(device)
+    return processes, str(device)
+
+
+def share(files: Sequence[Path], processes: Processes) -> List[Path]:
+    """This rank's files: every world_size-th one from the rank on, so each file has one process."""
+    unique = list(dict.fromkeys(files))  # a file named twice is still separated once
+    return unique[processes.rank :: processes.world_size]
+
+
+@contextlib.contextmanager
+def main_first(processes: Processes) -> Iterator[None]:
+    """Run the block on rank 0 first, then on the other ranks (shared downloads and exports happen once)."""
+    if not processes.is_main:
+        processes.barrier()
+    try:
+        yield
+    finally:
+        if processes.is_main:
+            processes.barrier()
+
+
+def everyone(processes: Processes, ok: bool) -> bool:
+    """Whether every rank is `ok` (loaded its model, say); when one is not, all stop together."""
+    together = all(processes.gather(ok)) if processes.distributed else ok
+    if not together:
+        processes.stop()
+    return together
+
+
+def combined(processes: Processes, tally: Tally) -> Tally:
+    """Every rank's tally added up, on every rank (errors in rank order)."""
+    if processes.distributed and torch.distributed.is_initialized():
+        tallies = processes.gather(tally)
+        processes.stop()
+    else:
+        tallies = [tally]
+    return Tally(
+        inputs=sum(part.inputs for part in tallies),
+        written=sum(part.written for part in tallies),
+        errors=[message for part in tallies for message in part.errors],
+    )
