@@ -30,6 +30,22 @@ class AroundMasks:
         return self.model.stems_from_masks(spec, self.masks(spec), audio.shape[-1])
 
 
+class CompiledMasks:
+    """`model.masks` through torch.compile. A batch smaller than the largest so far (a song's last) is padded
+    to it: a few chunks of wasted work instead of compiling again for the new shape."""
+
+    def __init__(self, model: nn.Module):
+        self.compiled = torch.compile(model.masks)
+        self.batch = 0
+
+    def __call__(self, spec: torch.Tensor) -> torch.Tensor:
+        batch = spec.shape[0]
+        self.batch = max(self.batch, batch)
+        if batch < self.batch:
+            spec = torch.cat([spec, spec.new_zeros(self.batch - batch, *spec.shape[1:])])
+        return self.compiled(spec)[:batch]
+
+
 def cached_onnx(loaded: LoadedModel, cache=None) -> Path:
     """The model's ONNX file in the cache (`<cache>/onnx/`), exported on first use."""
     from .onnx_export import DEFAULT_OPSET, export_onnx, fingerprint
@@ -58,7 +74,7 @@ def model_runner(
         if not compile:
             return model
         # only the network: torch.stft / istft gain nothing from inductor
-        return AroundMasks(model, torch.compile(model.masks)) if hasattr(model, "masks") else torch.compile(model)
+        return AroundMasks(model, CompiledMasks(model)) if hasattr(model, "masks") else torch.compile(model)
 
     from .onnx_export import OnnxMasks, fingerprint
 
