@@ -108,6 +108,20 @@ def rotary_embedding_release(version: str) -> types.ModuleType:
         return importlib.import_module("rotary_embedding_torch")
 
 
+SPLIFFT_VERSION = "0.0.9"
+
+
+@contextlib.contextmanager
+def splifft_bs_roformer() -> Iterator[types.ModuleType]:
+    """splifft 0.0.9's `splifft.models.bs_roformer` (BSRoformer, BSRoformerParams, the mask-estimator configs).
+
+    Its constructors import submodules (attention, HyperACE) when called, so build the models inside the
+    block; they run without it afterwards. splifft's package imports need only torch and einops.
+    """
+    with swapped_modules(["splifft"], [install("splifft", SPLIFFT_VERSION)]):
+        yield importlib.import_module("splifft.models.bs_roformer")
+
+
 MUSEVAL_VERSION = "0.4.1"
 
 
