@@ -4,6 +4,7 @@ Compilation and ONNX both take only the network between STFT and iSTFT (`model.m
 the masking run in torch around it, exactly as in the model's own forward.
 """
 
+import sys
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -46,12 +47,16 @@ class CompiledMasks:
         return self.compiled(spec)[:batch]
 
 
-def cached_onnx(loaded: LoadedModel, cache=None) -> Path:
+def cached_onnx(loaded: LoadedModel, cache=None, progress: bool = False) -> Path:
     """The model's ONNX file in the cache (`<cache>/onnx/`), exported on first use."""
     from .onnx_export import DEFAULT_OPSET, export_onnx, fingerprint
 
     path = cache_dir(cache) / "onnx" / f"{fingerprint(loaded)[:20]}-opset{DEFAULT_OPSET}.onnx"
-    return path if path.is_file() else export_onnx(loaded, path)
+    if path.is_file():
+        return path
+    if progress:
+        print(f"exporting {loaded.source} to ONNX once, into {path} (minutes for a large model)", file=sys.stderr)
+    return export_onnx(loaded, path)
 
 
 def model_runner(
@@ -63,6 +68,7 @@ def model_runner(
     onnx: Union[str, Path, None] = None,
     precision: str = "fp32",
     cache=None,
+    progress: bool = False,
 ) -> Run:
     """The callable a Separator runs its chunks through (the model itself by default)."""
     if backend not in BACKENDS:
@@ -82,5 +88,5 @@ def model_runner(
         raise ValueError("compile=True compiles the torch backend; backend='onnxruntime' runs an ONNX graph")
     if precision != "fp32":
         raise ValueError(f"the onnxruntime backend runs the fp32 graph; precision {precision!r} needs backend='torch'")
-    path = cached_onnx(loaded, cache) if onnx is None else Path(onnx)
+    path = cached_onnx(loaded, cache, progress) if onnx is None else Path(onnx)
     return AroundMasks(model, OnnxMasks(path, fingerprint(loaded), device=device))

@@ -13,9 +13,11 @@ torch 2.13's exporter is `torch.onnx.export(dynamo=True)` (with onnxscript); the
 has no symbol for `aten::rms_norm`. Needs `pip install bs-roformer[onnx]`.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional, Union
 
@@ -86,7 +88,8 @@ def export_onnx(
     was_training = network.training
     network.eval()
     try:
-        with torch.no_grad():
+        # the exporter reports its stages with print(): keep them off stdout, which may carry a program's output
+        with torch.no_grad(), contextlib.redirect_stdout(sys.stderr):
             spec = network.stft(audio.to(parameter.device)).float()
             frames = torch.export.Dim("frames", min=2)
             program = torch.onnx.export(

@@ -107,7 +107,7 @@ class Separator:
         self.model = self.loaded.model.to(self.device).eval()
         self.precision = precision
         self._run = model_runner(self.loaded, self.device, backend=backend, compile=compile, onnx=onnx,
-                                 precision=precision, cache=cache)
+                                 precision=precision, cache=cache, progress=progress)
         self.tta = tta
         self.progress = progress
         self.normalize = self.loaded.normalize if normalize is None else normalize
