@@ -14,7 +14,7 @@ setup(
     license="MIT",
     packages=find_packages(include=["bs_roformer", "bs_roformer.*"]),
     package_data={"bs_roformer": ["configs/*.yaml"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=[
         # the model core (bs_roformer.models, bs_roformer.modules) needs only these five
         "torch>=2.4",  # F.rms_norm

@@ -64,3 +64,27 @@ def tiny_config(model_type: str = "bs_roformer", **model_overrides) -> dict:
         training=training,
         inference=dict(batch_size=2, num_overlap=2),
     )
+
+
+def assert_same_layout(ours: torch.nn.Module, reference: torch.nn.Module, ignore=lambda key: False) -> None:
+    """Equal state-dict keys, in order, with equal shapes (keys for which `ignore` is true left out)."""
+    layout = lambda model: [(k, tuple(v.shape)) for k, v in model.state_dict().items() if not ignore(k)]  # noqa: E731
+    assert layout(ours) == layout(reference)
+
+
+def assert_same_gradients(name: str, ours: torch.nn.Module, reference: torch.nn.Module, tolerance: float = 1e-4) -> None:
+    """Every parameter's gradient within `tolerance` of the largest reference gradient (parameters by name)."""
+    ref_grads = dict(reference.named_parameters())
+    grad_scale = max(p.grad.abs().max() for p in reference.parameters() if p.grad is not None)
+    for key, parameter in ours.named_parameters():
+        if key not in ref_grads:  # a constant the reference keeps outside its parameters (splifft's rotary tables)
+            assert parameter.grad is None, f"{name}: {key} has a gradient but no reference counterpart"
+            continue
+        ref_grad = ref_grads[key].grad
+        if ref_grad is None:
+            assert parameter.grad is None or not parameter.grad.any(), key
+            continue
+        difference = (parameter.grad - ref_grad).abs().max() / grad_scale
+        assert difference <= tolerance, f"{name}: gradient of {key} differs by {difference:.3g} of the largest gradient"
+    assert_relative_close(f"{name}: gradients (all)", torch.cat([p.grad.flatten() for p in ours.parameters() if p.grad is not None]),
+                          torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None]), tolerance=tolerance)

@@ -152,3 +152,31 @@ def museval_chunk_sdr(reference, estimate, window: int = 44100, hop: int = 44100
         framewise_filters=False, bsseval_sources_version=False,
     )
     return sdr
+
+
+# Music-Source-Separation-Training at commit ccc011a (not on PyPI): its model files, read-only, beside the project
+MSST_FOLDER_NAME = "msst-ccc011a"
+# what MSST's PoPE attention imports (pope-pytorch, and its own imports einx and torch-einops-utils)
+POPE_PACKAGES = (("pope-pytorch", "0.2.1"), ("einx", "0.4.3"), ("frozendict", "2.4.6"), ("torch-einops-utils", "0.2.0"))
+
+
+def msst_folder() -> Path:
+    """The shared MSST copy: ../shared/references/msst-ccc011a beside the project, else /work/shared/references."""
+    for base in (Path(__file__).resolve().parents[1].parent / "shared" / "references", Path("/work/shared/references")):
+        if (base / MSST_FOLDER_NAME / "models" / "bs_roformer").is_dir():
+            return base / MSST_FOLDER_NAME
+    import pytest
+
+    pytest.skip(f"the Music-Source-Separation-Training reference files ({MSST_FOLDER_NAME}) are not beside the project")
+
+
+@lru_cache(maxsize=None)
+def msst_bs_roformer_family() -> types.SimpleNamespace:
+    """MSST's bs_roformer.py (with PoPE), bs_conformer.py and mel_band_conformer.py modules."""
+    folder = msst_folder()
+    paths = [folder, *(install(package, version) for package, version in POPE_PACKAGES)]
+    with swapped_modules(["models", "PoPE_pytorch", "einx", "frozendict", "torch_einops_utils"], paths):
+        modules = {name: importlib.import_module(f"models.bs_roformer.{name}") for name in ("bs_roformer", "bs_conformer", "mel_band_conformer")}
+    if not modules["bs_roformer"]._HAS_POPE:
+        raise RuntimeError("MSST's bs_roformer.py did not find PoPE_pytorch")
+    return types.SimpleNamespace(**modules)

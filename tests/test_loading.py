@@ -143,7 +143,8 @@ def test_architecture_is_inferred_from_the_checkpoint(tmp_path, case):
 def test_mismatch_report_lists_keys_and_suggests_a_config(tmp_path):
     config = tiny_config(num_stems=2, value_residual=True)
     torch.save(trained_model(config).state_dict(), tmp_path / "model.ckpt")
-    wrong = tiny_config(num_stems=4)
+    # value_residual stated (a YAML that leaves it out gets it from the checkpoint's lineage)
+    wrong = tiny_config(num_stems=4, value_residual=False)
     with pytest.raises(ValueError) as error:
         load_model(tmp_path / "model.ckpt", config=write_config(tmp_path, wrong))
     message = str(error.value)

@@ -8,7 +8,7 @@ import torch
 
 import references
 from bs_roformer import BSRoformer, MelBandRoformer
-from helpers import SMALL_BANDS, SMALL_STFT, TINY, assert_relative_close, make_audio, perturb_
+from helpers import SMALL_BANDS, SMALL_STFT, TINY, assert_relative_close, assert_same_gradients, make_audio, perturb_
 
 NO_DROPOUT = dict(attn_dropout=0.0, ff_dropout=0.0)
 # settings under which our models compute what each reference's forward computes
@@ -102,14 +102,4 @@ def test_matches_reference(case):
 
     ref_total.backward()
     total.backward()
-    ref_grads = dict(ref.named_parameters())
-    grad_scale = max(p.grad.abs().max() for p in ref.parameters() if p.grad is not None)
-    for name, parameter in ours.named_parameters():
-        ref_grad = ref_grads[name].grad
-        if ref_grad is None:
-            assert parameter.grad is None or not parameter.grad.any(), name
-            continue
-        difference = (parameter.grad - ref_grad).abs().max() / grad_scale
-        assert difference <= 1e-4, f"{case}: gradient of {name} differs by {difference:.3g} of the largest gradient"
-    assert_relative_close(f"{case}: gradients (all)", torch.cat([p.grad.flatten() for p in ours.parameters() if p.grad is not None]),
-                          torch.cat([p.grad.flatten() for p in ref.parameters() if p.grad is not None]), tolerance=1e-4)
+    assert_same_gradients(case, ours, ref)

@@ -1,7 +1,8 @@
 """`bs-roformer [separate] INPUT ...`: separate files and folders into stems.
 
-The flags of Music-Source-Separation-Training's inference.py and of the Lossless BS-RoFormer command are
-accepted as aliases, so their documented commands run unchanged.
+The flags of Music-Source-Separation-Training's inference.py, audio-separator and the Lossless BS-RoFormer
+command are accepted as aliases (the table: bs_roformer.compat.CLI_ALIASES), so their documented commands
+run unchanged.
 """
 
 import argparse
@@ -11,6 +12,7 @@ from typing import List, Tuple
 
 from tqdm import tqdm
 
+from ..compat import cli_flags
 from ..inference import sharding
 from ..inference.audio_io import AUDIO_EXTENSIONS, DEFAULT_TEMPLATE, SUBTYPES
 from ..inference.backends import BACKENDS
@@ -30,19 +32,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input_folder", "--input-folder", action="append", default=[], metavar="DIR", help="a folder of audio files (repeatable)")
 
     model = parser.add_argument_group("model")
-    model.add_argument("-m", "--model", "--start_check_point", "--model_filename", default=None, metavar="NAME_OR_PATH",
+    model.add_argument("-m", *cli_flags("--model"), default=None, metavar="NAME_OR_PATH",
                        help=f"registry name (see `bs-roformer models`) or checkpoint file; default {DEFAULT_MODEL}")
-    model.add_argument("--config", "--config_path", default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
+    model.add_argument(*cli_flags("--config"), default=None, metavar="YAML", help="MSST-format YAML config for a checkpoint file")
     model.add_argument("--model_type", "--model-type", choices=sorted(MODEL_TYPES), help="when the config does not say")
-    model.add_argument("--cache-dir", "--model_file_dir", default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
+    model.add_argument(*cli_flags("--cache-dir"), default=None, metavar="DIR", help="where named models are downloaded (default: $BS_ROFORMER_CACHE or ~/.cache/bs_roformer)")
 
     output = parser.add_argument_group("output")
-    output.add_argument("-o", "--output", "--store_dir", "--output_folder", "--output_dir", default="separated", metavar="DIR", help="output folder (default: separated)")
-    output.add_argument("--filename-template", "--filename_template", default=DEFAULT_TEMPLATE,
+    output.add_argument("-o", *cli_flags("--output"), default="separated", metavar="DIR", help="output folder (default: separated)")
+    output.add_argument(*cli_flags("--filename-template"), default=DEFAULT_TEMPLATE,
                         help="output path inside the folder; fields {track} {stem} {ext} (default: %(default)s)")
     output.add_argument("--format", choices=sorted(SUBTYPES), default="wav", help="container (default: wav)")
     output.add_argument("--flac_file", "--flac", dest="format", action="store_const", const="flac", help="write FLAC (same as --format flac)")
-    output.add_argument("--pcm-type", "--pcm_type", choices=["FLOAT", "PCM_16", "PCM_24", "PCM_32"], default=None,
+    output.add_argument(*cli_flags("--pcm-type"), choices=["FLOAT", "PCM_16", "PCM_24", "PCM_32"], default=None,
                         help="sample format (default: FLOAT for WAV, PCM_24 for FLAC)")
     output.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: keep them and skip the file)")
     output.add_argument("--extract_instrumental", "--extract-instrumental", action="store_true", help="also write instrumental = mix - vocals (or the first stem)")

@@ -33,6 +33,10 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--scheduler", choices=SCHEDULERS, help="override training.scheduler")
     parser.add_argument("--warmup-steps", type=int, help="override training.warmup_steps")
     parser.add_argument("--ema-decay", type=float, help="override training.ema_decay (0 = no EMA weights)")
+    parser.add_argument("--ema-warmup", action="store_true", default=None, help="let the EMA decay grow over its first updates (training.ema_warmup)")
+    remix = parser.add_mutually_exclusive_group()
+    remix.add_argument("--remix", dest="remix_stems", action="store_true", default=None, help="stems of a chunk from different tracks (training.remix_stems: true)")
+    remix.add_argument("--aligned", dest="remix_stems", action="store_false", help="all stems of a chunk from one track and offset, the real mix (training.remix_stems: false)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), help="fp32, bf16 autocast, or fp16 autocast (CUDA)")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     parser.add_argument("--seed", type=int, help="override training.seed")
@@ -47,7 +51,8 @@ def main(argv: List[str]) -> int:
         device=args.device, max_steps=args.max_steps, progress=not args.no_progress,
         epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps, lr=args.lr, scheduler=args.scheduler,
-        warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, precision=args.precision,
+        warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, ema_warmup=args.ema_warmup,
+        remix_stems=args.remix_stems, precision=args.precision,
         num_workers=args.num_workers, seed=args.seed, checkpoint_every=args.checkpoint_every,
     )
     try:

@@ -2,23 +2,44 @@
 
 An MSST config has four sections: `audio` (chunk_size, sample_rate, ...), `model` (constructor keywords),
 `training` (instruments, target_instrument, ...) and `inference` (batch_size, num_overlap, dim_t,
-normalize). Our model defaults are MSST's, so the `model` section is passed to the constructor as is;
-only settings that do not change the weights and that we do not implement are dropped, with a warning.
+normalize). Our model defaults are MSST's, so the `model` section builds the model's typed config as is
+(`Config.from_msst`: unknown keys and wrong types fail there, naming the key); only settings that do not
+change the weights and that we do not implement are dropped, with a warning (bs_roformer.compat).
 """
 
 import copy
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 import yaml
+from beartype.door import is_bearable
 
-from ..models import BSRNN, BSRoformer, MelBandRoformer
+from ..compat import IGNORED_MSST_MODEL_KEYS
+from ..models import BSRNN, BSConformer, BSRoformer, MelBandConformer, MelBandRoformer
+from ..models.config import TYPE_CHECKS, hint_name
 
-MODEL_TYPES = {"bs_roformer": BSRoformer, "mel_band_roformer": MelBandRoformer, "bsrnn": BSRNN}
+# model type -> model class; each class has a typed `Config` (see bs_roformer.models.config)
+MODEL_TYPES = {
+    "bs_roformer": BSRoformer,
+    "mel_band_roformer": MelBandRoformer,
+    "bsrnn": BSRNN,
+    "bs_conformer": BSConformer,
+    "mel_band_conformer": MelBandConformer,
+}
 
-# MSST model keywords that only pick a kernel or a debugging aid: the weights are the same without them
-IGNORED_MODEL_KEYS = {"sage_attention", "debug_visualize", "debug_visualize_dir", "debug_visualize_max_items"}
+IGNORED_MODEL_KEYS = IGNORED_MSST_MODEL_KEYS  # the list lives in bs_roformer.compat
+
+# the types of the audio / inference settings we read (None: the default), checked once when a config is read
+SETTING_TYPES = {
+    "audio": {"sample_rate": Optional[int], "chunk_size": Optional[int]},
+    "inference": {
+        "batch_size": Optional[int],
+        "num_overlap": Optional[int],
+        "chunk_size": Optional[int],
+        "dim_t": Optional[int],
+        "normalize": Optional[bool],
+    },
+}
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -44,10 +65,17 @@ def read_config(source: Union[str, Path, Dict[str, Any]]) -> Dict[str, Any]:
             raise ValueError(f"{path} is not a readable YAML config: {error}") from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise ValueError(f"{source} is not an MSST config: it needs a `model:` section with the model's settings")
+    where = "the config" if isinstance(source, dict) else str(source)
     for section in ("audio", "training", "inference"):
         config.setdefault(section, {})
         if config[section] is None:
             config[section] = {}
+        if not isinstance(config[section], dict):
+            raise ValueError(f"{where}: the {section} section must be a mapping, got {config[section]!r}")
+        for key, hint in SETTING_TYPES.get(section, {}).items():
+            value = config[section].get(key)
+            if not is_bearable(value, hint, conf=TYPE_CHECKS):
+                raise ValueError(f"{where}: {section}.{key} must be {hint_name(hint)}, got {value!r} ({type(value).__name__})")
     return config
 
 
@@ -55,7 +83,8 @@ def model_type_of(config: Dict[str, Any], model_type: Optional[str] = None) -> s
     """The model type: given, or `training.model_type`, or told by the model keywords."""
     model_type = model_type or config["training"].get("model_type")
     if model_type is None:
-        model_type = "mel_band_roformer" if "num_bands" in config["model"] else "bs_roformer"
+        family = "conformer" if "time_conformer_depth" in config["model"] else "roformer"
+        model_type = ("mel_band_" if "num_bands" in config["model"] else "bs_") + family
     if model_type not in MODEL_TYPES:
         raise ValueError(f"model type {model_type!r} is not supported; choose one of {sorted(MODEL_TYPES)}")
     return model_type
@@ -63,16 +92,8 @@ def model_type_of(config: Dict[str, Any], model_type: Optional[str] = None) -> s
 
 def model_from_config(config: Dict[str, Any], model_type: Optional[str] = None):
     """Build the model the config describes (untrained)."""
-    model_type = model_type_of(config, model_type)
-    kwargs = dict(config["model"])
-    for key in sorted(IGNORED_MODEL_KEYS & set(kwargs)):
-        value = kwargs.pop(key)
-        if value:
-            warnings.warn(f"config setting {key}: {value!r} is not supported and is ignored (the weights are the same)")
-    try:
-        return MODEL_TYPES[model_type](**kwargs)
-    except TypeError as error:
-        raise ValueError(f"the config's model section does not fit {model_type}: {error}") from None
+    model_class = MODEL_TYPES[model_type_of(config, model_type)]
+    return model_class.from_config(model_class.Config.from_msst(config["model"]))
 
 
 def stem_names(config: Dict[str, Any], num_stems: int) -> List[str]:

@@ -10,6 +10,8 @@ import torch
 import yaml
 from torch import nn
 
+from ..compat import renumber_empty_linear_slot, with_lineage_conventions, with_shared_biases
+from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
 from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
@@ -99,7 +101,7 @@ def load_model(
         inferred_type, model_section, notes = infer_config(state_dict)
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
-        parsed = read_config(config)
+        parsed = with_lineage_conventions(read_config(config), state_dict, notes)
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
@@ -116,7 +118,7 @@ def load_model(
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     """Strictly load `state_dict`; on any mismatch, one error that summarises it and suggests a config."""
-    state_dict = _with_shared_rotary(model, _renumber_empty_linear_slot(model, state_dict))
+    state_dict = with_shared_biases(model, _with_shared_rotary(model, renumber_empty_linear_slot(model, state_dict)))
     expected = model.state_dict()
     missing = [key for key in expected if key not in state_dict]
     unexpected = [key for key in state_dict if key not in expected]
@@ -129,6 +131,7 @@ def load_weights(model: nn.Module, state_dict: StateDict) -> None:
         raise ValueError(_mismatch_report(model, state_dict, missing, unexpected, reshaped))
     model.load_state_dict(state_dict, strict=True)
     _restore_exact_rotary_frequencies(model, state_dict)
+    restore_exact_pope_frequencies(model, state_dict)
 
 
 def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
@@ -136,14 +139,15 @@ def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
 
     Returns the top-level modules left (partly) as initialised, e.g. mask_estimators for other stems.
     """
-    renamed = _renumber_empty_linear_slot(model, state_dict)
+    renamed = renumber_empty_linear_slot(model, state_dict)
     expected = model.state_dict()
-    candidates = _with_shared_rotary(model, renamed)
+    candidates = with_shared_biases(model, _with_shared_rotary(model, renamed))
     fitting = {key: value for key, value in candidates.items() if key in expected and value.shape == expected[key].shape}
     if not fitting.keys() & renamed.keys():  # the model's own rotary constants do not count
         raise ValueError("no weight of the checkpoint fits this model: is it a checkpoint of the same model type and size?")
     model.load_state_dict(fitting, strict=False)
     _restore_exact_rotary_frequencies(model, fitting)
+    restore_exact_pope_frequencies(model, fitting)
     return sorted({key.split(".")[0] for key in expected if key not in fitting})
 
 
@@ -153,17 +157,6 @@ def _with_shared_rotary(model: nn.Module, state_dict: StateDict) -> StateDict:
     # safetensors' save_model keeps them under one name only, so take the others from the model
     rotary = {key: value for key, value in model.state_dict().items() if key.endswith("rotary_embed.freqs")}
     return {**rotary, **state_dict}
-
-
-def _renumber_empty_linear_slot(model: nn.Module, state_dict: StateDict) -> StateDict:
-    """COMPAT: upstream bs-roformer 0.5.1's MelBandRoformer with linear_transformer_depth=0 keeps an empty
-    slot for the linear transformer, so its time/freq transformers are layers.<i>.1/.2, not .0/.1."""
-    has_slot_zero = any(key.startswith("layers.0.0.") for key in state_dict)
-    has_slot_two = any(key.startswith("layers.0.2.") for key in state_dict)
-    model_blocks = getattr(model, "layers", [])
-    if has_slot_zero or not has_slot_two or not model_blocks or len(model_blocks[0]) != 2:
-        return state_dict
-    return {re.sub(r"^layers\.(\d+)\.(\d+)\.", lambda m: f"layers.{m[1]}.{int(m[2]) - 1}.", k): v for k, v in state_dict.items()}
 
 
 def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -> None:

@@ -5,111 +5,72 @@
       -> complex masking -> iSTFT -> stems (b, n, s, t)
 
 Models differ in their band layout and their backbone (the sequence modelling between band split and mask
-estimation); both are given to `BandSplitModel` by the model classes.
+estimation), which the model classes build (`build_bands`, `build_backbone`), and in their settings (their
+config dataclass, see `bs_roformer.models.config`).
 """
 
 from functools import partial
-from typing import Callable, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..compat import mask_hidden_layers
 from ..modules.band_split import BandSplit
 from ..modules.bands import BandLayout
 from ..modules.checkpointing import maybe_checkpoint
 from ..modules.loss import MultiResolutionSTFTLoss
 from ..modules.mask_estimator import MaskEstimator
 from ..modules.norm import RMSNorm
-from ..modules.stft import STFT, complex_multiply, frequency_range_bins
+from ..modules.stft import STFT, complex_multiply
+from .config import BandSplitConfig, ConfiguredModel
 
 LossBreakdown = Tuple[torch.Tensor, Tuple[torch.Tensor, ...]]
 
-# L1 distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
-LOSS_TERMS = {
-    "t": "waveform",
-    "tf": "real and imaginary parts of the model's own STFT",
-    "mrstft": "multi-resolution STFT (weighted by multi_stft_resolution_loss_weight)",
-}
-
-
-def band_layout_for(
-    make_bands: Callable[[int, int, int], BandLayout], channels: int, n_fft: int, freq_range: Optional[Tuple[int, int]]
-) -> BandLayout:
-    """Build a model's bands over the bins it models: make_bands(channels, first_bin, end_bin)."""
-    return make_bands(channels, *frequency_range_bins(n_fft, freq_range))
-
-
-class BandSplitModel(nn.Module):
-    """Band-split masking separator around a backbone; see `BSRoformer` and `MelBandRoformer`.
+class BandSplitModel(ConfiguredModel):
+    """Band-split masking separator around a backbone; see `BSRoformer`, `MelBandRoformer` and `BSRNN`.
 
     forward: (b, t) or (b, s, t) audio -> (b, s, t') for one stem, (b, n, s, t') for n stems, where
     t' = t with `match_input_audio_length`, else hop * (t // hop) as in the reference code.
 
-    bands: the band layout over the modelled bins (see `band_layout_for`).
-    backbone: (b, frames, bands, dim) -> (b, frames, bands, dim); registered as `layers`.
-    final_norm: an RMSNorm between backbone and mask estimators.
-    mask_estimator_hidden_layers: hidden layers of each band's mask MLP.
-    mask_estimator_norm_each_band: a norm at the input of each band's mask MLP (BSRNN).
-    loss: the L1 terms of the training loss joined by "+", from `LOSS_TERMS`.
-    sum_stem_losses: the loss is the sum of the per-stem losses (multi-task learning) instead of their mean.
+    Built from the settings of `Config` (the family's config dataclass), given as keywords or as a config
+    (see `ConfiguredModel`). A family gives `Config`, `build_bands`, `build_backbone` and the two flags
+    below; everything else is shared.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        bands: BandLayout,
-        backbone: nn.Module,
-        final_norm: bool,
-        mask_estimator_hidden_layers: int,
-        match_input_audio_length: bool,
-        mask_estimator_norm_each_band: bool = False,
-        loss: str = "t+mrstft",
-        sum_stem_losses: bool = False,
-        stereo: bool = False,
-        num_stems: int = 1,
-        use_torch_checkpoint: bool = False,
-        mlp_expansion_factor: int = 4,
-        sample_rate: int = 44100,
-        stft_n_fft: int = 2048,
-        stft_hop_length: int = 512,
-        stft_win_length: int = 2048,
-        stft_normalized: bool = False,
-        stft_window_fn: Optional[Callable[..., torch.Tensor]] = None,
-        freq_range: Optional[Tuple[int, int]] = None,
-        zero_dc: bool = True,
-        multi_stft_resolution_loss_weight: float = 1.0,
-        multi_stft_resolutions_window_sizes: Sequence[int] = (4096, 2048, 1024, 512, 256),
-        multi_stft_hop_size: int = 147,
-        multi_stft_normalized: bool = False,
-        multi_stft_window_fn: Callable[..., torch.Tensor] = torch.hann_window,
-    ):
-        super().__init__()
-        check_positive_integers(num_stems=num_stems)
-        self.loss_terms = tuple(loss.split("+"))
-        if not self.loss_terms or any(term not in LOSS_TERMS for term in self.loss_terms):
-            raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {loss!r}")
-        self.sum_stem_losses = sum_stem_losses
+    Config: ClassVar[Type[BandSplitConfig]] = BandSplitConfig
+    # an RMSNorm between backbone and mask estimators (BS-RoFormer)
+    final_norm_after_backbone: ClassVar[bool] = False
+    # a norm at the input of each band's mask MLP (BSRNN)
+    mask_norm_each_band: ClassVar[bool] = False
 
-        self.stereo = stereo
-        self.audio_channels = 2 if stereo else 1
-        self.num_stems = num_stems
-        self.sample_rate = sample_rate
-        self.match_input_audio_length = match_input_audio_length
-        self.use_torch_checkpoint = use_torch_checkpoint
+    def __init__(self, *args: Any, **settings: Any):
+        super().__init__(*args, **settings)
+        config = self.config
+        self.loss_terms = tuple(config.loss.split("+"))
+        self.sum_stem_losses = config.sum_stem_losses
 
+        self.stereo = config.stereo
+        self.audio_channels = config.audio_channels
+        self.num_stems = config.num_stems
+        self.sample_rate = config.sample_rate
+        self.match_input_audio_length = config.match_input_audio_length
+        self.use_torch_checkpoint = config.use_torch_checkpoint
+
+        backbone = self.build_backbone(config)  # first: the order in which weights are initialised
         self.stft = STFT(
-            n_fft=stft_n_fft,
-            hop_length=stft_hop_length,
-            win_length=stft_win_length,
-            normalized=stft_normalized,
-            window_fn=stft_window_fn,
+            n_fft=config.stft_n_fft,
+            hop_length=config.stft_hop_length,
+            win_length=config.stft_n_fft if config.stft_win_length is None else config.stft_win_length,
+            normalized=config.stft_normalized,
+            window_fn=config.stft_window_fn,
             channels=self.audio_channels,
-            freq_range=freq_range,
-            zero_dc=zero_dc,
+            freq_range=config.freq_range,
+            zero_dc=config.zero_dc,
         )
+        bands = self.build_bands(config, self.stft.first_bin, self.stft.end_bin)
         if (bands.channels, bands.num_bins) != (self.audio_channels, self.stft.modelled_bins):
             raise ValueError(
                 f"the band layout covers {bands.num_bins} bins x {bands.channels} channel(s), but the model sees "
@@ -117,27 +78,35 @@ class BandSplitModel(nn.Module):
             )
         self.bands = bands
         self.layers = backbone
-        self.final_norm = RMSNorm(dim) if final_norm else nn.Identity()
+        self.final_norm = RMSNorm(config.dim) if self.final_norm_after_backbone else nn.Identity()
 
-        self.band_split = BandSplit(dim, bands.dim_inputs)
+        self.band_split = BandSplit(config.dim, bands.dim_inputs)
         self._new_mask_estimator = partial(
             MaskEstimator,
-            dim,
+            config.dim,
             bands.dim_inputs,
-            mask_estimator_hidden_layers,
-            mlp_expansion_factor,
-            norm_each_band=mask_estimator_norm_each_band,
+            mask_hidden_layers(config),
+            config.mlp_expansion_factor,
+            norm_each_band=self.mask_norm_each_band,
         )
-        self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(num_stems)])
+        self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(config.num_stems)])
 
-        self.multi_stft_resolution_loss_weight = multi_stft_resolution_loss_weight
+        self.multi_stft_resolution_loss_weight = config.multi_stft_resolution_loss_weight
         self.multi_stft_loss = MultiResolutionSTFTLoss(
-            window_sizes=multi_stft_resolutions_window_sizes,
-            hop_length=multi_stft_hop_size,
-            min_n_fft=stft_n_fft,
-            normalized=multi_stft_normalized,
-            window_fn=multi_stft_window_fn,
+            window_sizes=config.multi_stft_resolutions_window_sizes,
+            hop_length=config.multi_stft_hop_size,
+            min_n_fft=config.stft_n_fft,
+            normalized=config.multi_stft_normalized,
+            window_fn=config.multi_stft_window_fn,
         )
+
+    def build_bands(self, config: BandSplitConfig, first_bin: int, end_bin: int) -> BandLayout:
+        """The band layout over the modelled STFT bins [first_bin, end_bin)."""
+        raise NotImplementedError
+
+    def build_backbone(self, config: BandSplitConfig) -> nn.Module:
+        """The sequence modelling between band split and masks: (b, frames, bands, dim) -> the same."""
+        raise NotImplementedError
 
     def freeze_backbone(self) -> None:
         """Stop training everything before the mask estimators (band split, sequence modelling, final norm)."""
@@ -146,7 +115,7 @@ class BandSplitModel(nn.Module):
 
     def replace_mask_heads(self, num_stems: int) -> None:
         """New, freshly initialised mask estimators for `num_stems` stems (transfer to a new set of stems)."""
-        check_positive_integers(num_stems=num_stems)
+        self.config = self.config.replace(num_stems=num_stems)
         device = self.band_split.to_features[0][1].weight.device
         self.mask_estimators = nn.ModuleList([self._new_mask_estimator() for _ in range(num_stems)]).to(device)
         self.num_stems = num_stems
@@ -214,8 +183,8 @@ class BandSplitModel(nn.Module):
             return F.l1_loss(estimate, target)
         if name == "mrstft":
             return self.multi_stft_loss(estimate, target)
-        stems_as_batch = "... s t -> (...) s t"
-        return F.l1_loss(self.stft(rearrange(estimate, stems_as_batch)), self.stft(rearrange(target, stems_as_batch)))
+        # the STFT is linear: the distance of two transforms is the transform of the difference
+        return self.stft(rearrange(estimate - target, "... s t -> (...) s t")).abs().mean()
 
     def _check_audio(self, raw_audio: torch.Tensor) -> torch.Tensor:
         """Validate the input and return it as (b, s, t)."""
@@ -264,9 +233,3 @@ class BandSplitModel(nn.Module):
         # the iSTFT drops the last partial hop unless match_input_audio_length is set
         return target[..., : estimate.shape[-1]]
 
-
-def check_positive_integers(**values) -> None:
-    """A clear error for the first keyword that is not a positive integer."""
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -1,71 +1,57 @@
 """The RoFormer family: a band-split model whose backbone is the axial transformer."""
 
-from typing import Optional
+from typing import Callable
+
+import torch
+from torch import nn
 
 from ..modules.axial_transformer import AxialTransformer
-from ..modules.bands import BandLayout
-from .band_split_model import BandSplitModel, check_positive_integers
+from ..modules.transformer import Transformer
+from .band_split_model import BandSplitModel
+from .config import AxialConfig, RoformerConfig
 
 
 class BandSplitRoformer(BandSplitModel):
-    """BandSplitModel + axial RoPE transformer; the keywords shared by `BSRoformer` and `MelBandRoformer`.
+    """BandSplitModel + axial backbone, the body shared by the RoFormers and the Conformers.
 
-    Transformer keywords: depth (axial layers), time_transformer_depth / freq_transformer_depth /
-    linear_transformer_depth (layers of each transformer per axial layer; 0 linear = none), dim_head, heads,
-    attn_dropout, ff_dropout, flash_attn (scaled_dot_product_attention kernels, else explicit attention),
-    linear_flash_attn (the same for the linear layers; defaults to flash_attn), value_residual,
-    skip_connection. The remaining keywords (stereo, num_stems, stft_*, multi_stft_*, zero_dc, ...) are
-    `BandSplitModel`'s.
+    Their settings: `AxialConfig` (the backbone's) with `RoformerConfig` or `ConformerConfig` (its stacks),
+    on `BandSplitConfig` (STFT, masks, losses). A model class gives its stacks as `sequence_model`.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        *,
-        depth: int,
-        bands: BandLayout,
-        norm_each_transformer: bool,
-        attn_dropout: float,
-        ff_dropout: float,
-        time_transformer_depth: int = 2,
-        freq_transformer_depth: int = 2,
-        linear_transformer_depth: int = 0,
-        dim_head: int = 64,
-        heads: int = 8,
-        flash_attn: bool = True,
-        linear_flash_attn: Optional[bool] = None,
-        value_residual: bool = False,
-        skip_connection: bool = False,
-        use_torch_checkpoint: bool = False,
-        dim_freqs_in: int = 1025,
-        **band_split_model_kwargs,
-    ):
-        check_positive_integers(dim=dim, depth=depth, heads=heads, dim_head=dim_head)
-        del dim_freqs_in  # accepted for config compatibility: the bin count follows from stft_n_fft
+    Config = RoformerConfig
+    # BS normalises once after the axial transformer; Mel after each transformer
+    norm_each_transformer = False
 
-        backbone = AxialTransformer(
-            dim=dim,
-            depth=depth,
-            time_transformer_depth=time_transformer_depth,
-            freq_transformer_depth=freq_transformer_depth,
-            linear_transformer_depth=linear_transformer_depth,
-            dim_head=dim_head,
-            heads=heads,
-            attn_dropout=attn_dropout,
-            ff_dropout=ff_dropout,
-            flash_attn=flash_attn,
-            linear_flash_attn=linear_flash_attn,
-            norm_output=norm_each_transformer,
-            value_residual=value_residual,
-            skip_connection=skip_connection,
-            use_torch_checkpoint=use_torch_checkpoint,
-        )
-        super().__init__(
-            dim,
-            bands=bands,
-            backbone=backbone,
-            # BS normalises once after the axial transformer; Mel after each transformer
-            final_norm=not norm_each_transformer,
-            use_torch_checkpoint=use_torch_checkpoint,
-            **band_split_model_kwargs,
+    def sequence_model(self, config: AxialConfig) -> Callable[..., nn.Module]:
+        """The stack along each axis, called with Transformer's keywords."""
+        return Transformer
+
+    def build_backbone(self, config: AxialConfig) -> nn.Module:
+        time_depth, freq_depth, linear_depth = config.axis_depths()
+        shared_biases = {}
+        if config.use_shared_bias:
+            # top-level parameters, as in splifft's state dict; zeros in the one published checkpoint
+            # (splifft initialises them to ones; zero is a bias's neutral start)
+            self.shared_qkv_bias = nn.Parameter(torch.zeros(3 * config.heads * config.dim_head))
+            self.shared_out_bias = nn.Parameter(torch.zeros(config.dim))
+            shared_biases = dict(shared_qkv_bias=self.shared_qkv_bias, shared_out_bias=self.shared_out_bias)
+        return AxialTransformer(
+            dim=config.dim,
+            depth=config.depth,
+            time_transformer_depth=time_depth,
+            freq_transformer_depth=freq_depth,
+            linear_transformer_depth=linear_depth,
+            dim_head=config.dim_head,
+            heads=config.heads,
+            attn_dropout=config.attn_dropout,
+            ff_dropout=config.ff_dropout,
+            flash_attn=config.flash_attn,
+            linear_flash_attn=config.linear_flash_attn,
+            norm_output=self.norm_each_transformer,
+            value_residual=config.value_residual,
+            skip_connection=config.skip_connection,
+            use_torch_checkpoint=config.use_torch_checkpoint,
+            use_pope=config.use_pope,
+            sequence_model=self.sequence_model(config),
+            **shared_biases,
         )

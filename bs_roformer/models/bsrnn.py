@@ -6,86 +6,67 @@ a norm at the input of each band's mask MLP, and the paper's losses (waveform + 
 stems for multi-task learning.
 """
 
-from functools import partial
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import ClassVar, Optional, Union
+
+from torch import nn
 
 from ..modules.band_rnn import BandSequenceModel
 from ..modules.band_schemas import contiguous_bands
-from .band_split_model import BandSplitModel, band_layout_for, check_positive_integers
+from ..modules.bands import BandLayout
+from .band_split_model import BandSplitModel
+from .config import ContiguousBandsConfig, check_positive_integers, model_config, setting
+
+
+@model_config
+class BSRNNConfig(ContiguousBandsConfig):
+    """BSRNN's settings; the defaults are the paper's: feature dim 128, 12 blocks of BLSTMs with 256 hidden
+    units per direction, v7 bands, a 2048-point STFT with hop 512, masks from an MLP with one 512-unit
+    hidden layer, and the waveform + STFT L1 loss summed over stems."""
+
+    model_type: ClassVar[str] = "bsrnn"
+
+    dim: int = 128
+    depth: int = setting(12, "band-sequence blocks (across time, then across bands)")
+    hidden: int = setting(256, "units per direction of each bidirectional layer")
+    freqs_per_bands: Union[str, Sequence[int]] = "v7"
+    layer_type: str = setting("lstm", '"lstm", "gru" or "conv" (centred 1-D convolutions of conv_kernel_size)')
+    conv_kernel_size: int = setting(5, "kernel size of the conv layers (odd)")
+    attention_heads: int = setting(0, "heads of a TF-GridNet-style full-band self-attention after each block (0: none)")
+    attention_dim: int = setting(4, "query/key features per band and head of that attention")
+    mask_estimator_depth: int = 1
+    stft_win_length: Optional[int] = None
+    loss: str = "t+tf"
+    sum_stem_losses: bool = True
+    zero_dc: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive_integers(depth=self.depth, hidden=self.hidden)
 
 
 class BSRNN(BandSplitModel):
     """Band-split RNN: (b, t) or (b, s, t) audio -> (b, s, t) or (b, n, s, t) stems.
 
-    Defaults are the paper's: feature dim 128, 12 blocks of BLSTMs with 256 hidden units per direction,
-    v7 bands, a 2048-point STFT with hop 512, masks from an MLP with one 512-unit hidden layer, and the
-    waveform + STFT L1 loss.
-
-    Keywords of this model (the rest: `BandSplitModel`):
-        freqs_per_bands: a band schema name (`bs_roformer.band_schema`) or STFT bins per band.
-        depth: band-sequence blocks; hidden: units per direction of each bidirectional layer.
-        layer_type: "lstm", "gru" or "conv" (centred 1-D convolutions of `conv_kernel_size`).
-        attention_heads: heads of a TF-GridNet-style full-band self-attention after each block (0 = none),
-            with `attention_dim` query/key features per band and head.
-        loss: "t" (waveform L1), "tf" (STFT L1), "t+tf", "mrstft" (multi-resolution STFT L1), or a "+" mix.
+    Settings: `BSRNNConfig` (keywords, or a config), the paper's by default.
     """
 
-    def __init__(
-        self,
-        dim: int = 128,
-        *,
-        depth: int = 12,
-        hidden: int = 256,
-        freqs_per_bands: Union[str, Sequence[int]] = "v7",
-        layer_type: str = "lstm",
-        conv_kernel_size: int = 5,
-        attention_heads: int = 0,
-        attention_dim: int = 4,
-        mask_estimator_depth: int = 1,
-        mlp_expansion_factor: int = 4,
-        stereo: bool = False,
-        sample_rate: int = 44100,
-        stft_n_fft: int = 2048,
-        stft_hop_length: int = 512,
-        stft_win_length: Optional[int] = None,
-        freq_range: Optional[Tuple[int, int]] = None,
-        loss: str = "t+tf",
-        zero_dc: bool = False,
-        match_input_audio_length: bool = True,
-        use_torch_checkpoint: bool = False,
-        **shared,
-    ):
-        check_positive_integers(dim=dim, depth=depth, hidden=hidden)
-        channels = 2 if stereo else 1
-        make_bands = partial(contiguous_bands, freqs_per_bands, stft_n_fft, sample_rate)
-        backbone = BandSequenceModel(
-            dim,
-            depth=depth,
-            hidden=hidden,
-            layer_type=layer_type,
-            conv_kernel_size=conv_kernel_size,
-            attention_heads=attention_heads,
-            dim_attention=attention_dim,
-            use_torch_checkpoint=use_torch_checkpoint,
+    Config = BSRNNConfig
+    mask_norm_each_band = True
+
+    def build_bands(self, config: BSRNNConfig, first_bin: int, end_bin: int) -> BandLayout:
+        return contiguous_bands(
+            config.freqs_per_bands, config.stft_n_fft, config.sample_rate, config.audio_channels, first_bin, end_bin
         )
-        super().__init__(
-            dim,
-            bands=band_layout_for(make_bands, channels, stft_n_fft, freq_range),
-            backbone=backbone,
-            final_norm=False,
-            mask_estimator_hidden_layers=mask_estimator_depth,
-            mask_estimator_norm_each_band=True,
-            mlp_expansion_factor=mlp_expansion_factor,
-            match_input_audio_length=match_input_audio_length,
-            loss=loss,
-            sum_stem_losses=True,
-            stereo=stereo,
-            sample_rate=sample_rate,
-            stft_n_fft=stft_n_fft,
-            stft_hop_length=stft_hop_length,
-            stft_win_length=stft_n_fft if stft_win_length is None else stft_win_length,
-            freq_range=freq_range,
-            zero_dc=zero_dc,
-            use_torch_checkpoint=use_torch_checkpoint,
-            **shared,
+
+    def build_backbone(self, config: BSRNNConfig) -> nn.Module:
+        return BandSequenceModel(
+            config.dim,
+            depth=config.depth,
+            hidden=config.hidden,
+            layer_type=config.layer_type,
+            conv_kernel_size=config.conv_kernel_size,
+            attention_heads=config.attention_heads,
+            dim_attention=config.attention_dim,
+            use_torch_checkpoint=config.use_torch_checkpoint,
         )

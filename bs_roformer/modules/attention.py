@@ -1,9 +1,11 @@
 """Attention layers of the axial transformer.
 
 `Attention` is the gated, rotary multi-head self-attention of BS-RoFormer, with optional value-residual
-mixing (Zhou et al. 2024, "Value Residual Learning"). `LinearAttention` is the cross-covariance attention of
-XCiT (El-Nouby et al. 2021) used by the optional linear transformer layers. Submodule names match the
-reference implementations, so their checkpoints load unchanged.
+mixing (Zhou et al. 2024, "Value Residual Learning"), polar instead of rotary positions (PoPE, see
+modules/pope.py) and biases shared by every attention (the original BS-RoFormer SW export).
+`LinearAttention` is the cross-covariance attention of XCiT (El-Nouby et al. 2021) used by the optional
+linear transformer layers. Submodule names match the reference implementations, so their checkpoints load
+unchanged.
 """
 
 from typing import Optional, Tuple
@@ -16,6 +18,7 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import einsum, nn
 
 from .norm import RMSNorm
+from .pope import PolarEmbedding, apply_pope
 from .recompute import linear_of
 from .rotary import apply_rotary, rotary_tables
 
@@ -96,6 +99,9 @@ class Attention(nn.Module):
 
     forward also returns this layer's values (b, h, n, dim_head), which the first layer of a value-residual
     stack hands to every later layer.
+
+    Positions: rotary_embed (RoPE) or pope_embed (PoPE), or none. shared_qkv_bias (3·h·d) and
+    shared_out_bias (dim): bias parameters owned by the model and shared by all its attentions.
     """
 
     def __init__(
@@ -107,21 +113,32 @@ class Attention(nn.Module):
         rotary_embed: Optional[RotaryEmbedding] = None,
         flash: bool = True,
         value_residual_mix: bool = False,
+        pope_embed: Optional[PolarEmbedding] = None,
+        shared_qkv_bias: Optional[nn.Parameter] = None,
+        shared_out_bias: Optional[nn.Parameter] = None,
     ):
         super().__init__()
+        if rotary_embed is not None and pope_embed is not None:
+            raise ValueError("an attention layer takes rotary or polar (PoPE) positions, not both")
         self.heads = heads
         self.dropout = dropout
         self.flash = flash
+        self.scale = dim_head**-0.5
         dim_inner = heads * dim_head
 
-        # shared by every attention of one axis; registered here so its key sits beside each attention
+        # shared by every attention of one axis; registered here so their keys sit beside each attention
         self.rotary_embed = rotary_embed
+        self.pope_embed = pope_embed
 
         self.norm = RMSNorm(dim)
-        self.to_qkv = nn.Linear(dim, dim_inner * 3, bias=False)
+        self.to_qkv = nn.Linear(dim, dim_inner * 3, bias=shared_qkv_bias is not None)
         self.to_value_residual_mix = nn.Linear(dim, heads) if value_residual_mix else None
         self.to_gates = nn.Linear(dim, heads)
-        self.to_out = nn.Sequential(nn.Linear(dim_inner, dim, bias=False), nn.Dropout(dropout))
+        self.to_out = nn.Sequential(nn.Linear(dim_inner, dim, bias=shared_out_bias is not None), nn.Dropout(dropout))
+        if shared_qkv_bias is not None:
+            self.to_qkv.bias = shared_qkv_bias
+        if shared_out_bias is not None:
+            self.to_out[0].bias = shared_out_bias
 
     def forward(
         self, x: torch.Tensor, value_residual: Optional[torch.Tensor] = None
@@ -137,10 +154,17 @@ class Attention(nn.Module):
             mix = rearrange(self.to_value_residual_mix(x), "b n h -> b h n 1").sigmoid()
             v = v.lerp(value_residual, mix)
 
-        out = attend(q, k, v, flash=self.flash, dropout=self.dropout if self.training else 0.0)
+        if self.pope_embed is not None:
+            query_rotation, key_rotation = self.pope_embed.rotations(x.shape[-2], x.device)
+            q, k = apply_pope(q, query_rotation), apply_pope(k, key_rotation)
+
+        dropout = self.dropout if self.training else 0.0
+        # the scale of the head size, also for PoPE's queries and keys of twice that size
+        out = attend(q, k, v, flash=self.flash, dropout=dropout, scale=self.scale)
         project_out, dropout_out = self.to_out
         # the backward recomputes the gated heads from the attention output it keeps anyway
-        return dropout_out(linear_of(gated_heads, project_out.weight, None, out, self.to_gates(x))), values
+        gated = linear_of(gated_heads, project_out.weight, project_out.bias, out, self.to_gates(x))
+        return dropout_out(gated), values
 
 
 class LinearAttention(nn.Module):

@@ -1,7 +1,7 @@
 """Axial transformer over band features: attention across time within each band, then across bands
 within each frame (BS-RoFormer, Lu et al. 2023; axial attention, Ho et al. 2019)."""
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from einops import rearrange
@@ -10,6 +10,7 @@ from torch import nn
 
 from .checkpointing import maybe_checkpoint
 from .graph_capture import capturing_graph
+from .pope import PolarEmbedding
 from .transformer import Transformer
 
 # Inference runs each transformer on a few sequences at a time, sized so that its largest temporary stays
@@ -44,6 +45,10 @@ class AxialTransformer(nn.ModuleList):
         attention, per axis (value residual learning, as in upstream bs-roformer 0.5.x).
     skip_connection: before each block's time transformer, add the outputs of all previous blocks
         (Music-Source-Separation-Training).
+    use_pope: polar position embeddings (PoPE, modules/pope.py) instead of rotary ones, one per axis.
+    shared_qkv_bias / shared_out_bias: bias parameters every attention adds (the model owns them).
+    sequence_model: the stack along each axis, called with Transformer's keywords: Transformer, or a
+        Conformer (modules/conformer.py); the optional linear layers are always a Transformer.
     """
 
     def __init__(
@@ -64,6 +69,10 @@ class AxialTransformer(nn.ModuleList):
         value_residual: bool = False,
         skip_connection: bool = False,
         use_torch_checkpoint: bool = False,
+        use_pope: bool = False,
+        shared_qkv_bias: Optional[nn.Parameter] = None,
+        shared_out_bias: Optional[nn.Parameter] = None,
+        sequence_model: Callable[..., nn.Module] = Transformer,
     ):
         super().__init__()
         self.group_tokens = max(1, GROUP_TEMPORARY_FLOATS // max(4 * dim, 3 * heads * dim_head))
@@ -80,10 +89,17 @@ class AxialTransformer(nn.ModuleList):
             norm_output=norm_output,
             # with whole transformers checkpointed, recomputing inside them again would be wasted
             recompute_feedforward=not use_torch_checkpoint,
+            shared_qkv_bias=shared_qkv_bias,
+            shared_out_bias=shared_out_bias,
         )
         linear_flash_attn = flash_attn if linear_flash_attn is None else linear_flash_attn
-        time_rotary_embed = RotaryEmbedding(dim=dim_head)
-        freq_rotary_embed = RotaryEmbedding(dim=dim_head)
+        # positions: one embedding per axis, shared by all its attentions
+        if use_pope:
+            time_positions = dict(pope_embed=PolarEmbedding(dim_head, heads))
+            freq_positions = dict(pope_embed=PolarEmbedding(dim_head, heads))
+        else:
+            time_positions = dict(rotary_embed=RotaryEmbedding(dim=dim_head))
+            freq_positions = dict(rotary_embed=RotaryEmbedding(dim=dim_head))
 
         for layer_index in range(depth):
             mix_values = value_residual and layer_index > 0
@@ -92,17 +108,13 @@ class AxialTransformer(nn.ModuleList):
                 transformers.append(
                     Transformer(depth=linear_transformer_depth, linear_attn=True, flash_attn=linear_flash_attn, **common)
                 )
-            for axis_depth, rotary_embed in (
-                (time_transformer_depth, time_rotary_embed),
-                (freq_transformer_depth, freq_rotary_embed),
+            for axis_depth, positions in (
+                (time_transformer_depth, time_positions),
+                (freq_transformer_depth, freq_positions),
             ):
                 transformers.append(
-                    Transformer(
-                        depth=axis_depth,
-                        rotary_embed=rotary_embed,
-                        flash_attn=flash_attn,
-                        value_residual_mix=mix_values,
-                        **common,
+                    sequence_model(
+                        depth=axis_depth, flash_attn=flash_attn, value_residual_mix=mix_values, **positions, **common
                     )
                 )
             self.append(AxialBlock(transformers))
@@ -118,7 +130,7 @@ class AxialTransformer(nn.ModuleList):
         tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
         one big tensor instead would make autograd zero-fill a full-size gradient for every group).
         """
-        if capturing_graph():
+        if capturing_graph() or (self.training and getattr(transformer, "batch_statistics", False)):
             return self._along_at_once(axis, transformer, x, value_residual)
         batch, frames, bands, dim = x.shape
         length, count = (frames, bands) if axis == "t" else (bands, frames)
@@ -143,12 +155,14 @@ class AxialTransformer(nn.ModuleList):
         return x, values or None
 
     def _along_at_once(
-        self, axis: str, transformer: Transformer, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]
+        self, axis: str, transformer: nn.Module, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]
     ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
-        """`_along` as one pass over all sequences, without in-place writes: a captured graph whose batch
-        size and length may vary (see graph_capture.py)."""
+        """`_along` as one pass over all sequences, without in-place writes: for batch norm in training,
+        whose statistics (and running averages) are those of all sequences together, as in the reference;
+        and for a captured graph, whose batch size and length may vary (see graph_capture.py)."""
         pattern = "b t f d -> (b f) t d" if axis == "t" else "b t f d -> (b t) f d"
-        out, values = transformer(rearrange(x, pattern), None if value_residual is None else value_residual[0])
+        residual = None if value_residual is None else value_residual[0]
+        out, values = maybe_checkpoint(self.use_torch_checkpoint, transformer, rearrange(x, pattern), residual)
         back = "(b f) t d -> b t f d" if axis == "t" else "(b t) f d -> b t f d"
         x = rearrange(out, back, f=x.shape[2]) if axis == "t" else rearrange(out, back, t=x.shape[1])
         return x, [values] if self.value_residual else None

@@ -9,6 +9,7 @@ from torch import nn
 from .attention import Attention, LinearAttention
 from .checkpointing import maybe_checkpoint
 from .norm import RMSNorm
+from .pope import PolarEmbedding
 
 
 class FeedForward(nn.Module):
@@ -56,6 +57,9 @@ class Transformer(nn.Module):
         linear_attn: bool = False,
         value_residual_mix: bool = False,
         recompute_feedforward: bool = True,
+        pope_embed: Optional[PolarEmbedding] = None,
+        shared_qkv_bias: Optional[nn.Parameter] = None,
+        shared_out_bias: Optional[nn.Parameter] = None,
     ):
         super().__init__()
         self.recompute_feedforward = recompute_feedforward
@@ -72,6 +76,9 @@ class Transformer(nn.Module):
                     rotary_embed=rotary_embed,
                     flash=flash_attn,
                     value_residual_mix=value_residual_mix,
+                    pope_embed=pope_embed,
+                    shared_qkv_bias=shared_qkv_bias,
+                    shared_out_bias=shared_out_bias,
                 )
             self.layers.append(nn.ModuleList([attn, FeedForward(dim=dim, mult=ff_mult, dropout=ff_dropout)]))
 

@@ -183,13 +183,18 @@ _MAPPED = {"channel_shuffle", "random_polarity"}
 
 
 def dataset_from_config(
-    config: Dict[str, Any], root: Union[str, Path], *, seed: int = 0, length: Optional[int] = None
+    config: Dict[str, Any],
+    root: Union[str, Path],
+    *,
+    seed: int = 0,
+    length: Optional[int] = None,
+    mix_across_tracks: Optional[bool] = None,
 ) -> RandomChunkDataset:
     """A RandomChunkDataset over the tracks in `root`, as an MSST config describes it.
 
     Reads audio.chunk_size, audio.sample_rate (44100), audio.num_channels (2), audio.min_mean_abs (0),
-    training.instruments, training.num_steps (1000) x training.batch_size (1) as the default length, and
-    the augmentations section:
+    training.instruments, training.num_steps (1000) x training.batch_size (1) as the default length,
+    training.remix_stems (true; `mix_across_tracks` overrides it), and the augmentations section:
       enable: false turns every augmentation off (with no section the dataset's defaults apply: gain
         0.5..1.5, channel swap and polarity flip each with probability 0.5);
       loudness (default true), loudness_min (0.5), loudness_max (1.5): the gain range;
@@ -226,6 +231,7 @@ def dataset_from_config(
         polarity_flip_probability=float(every_stem.get("random_polarity", 0.5)) if enabled else 0.0,
         min_mean_abs=float(audio.get("min_mean_abs") or 0.0),
         mixup_probabilities=mixup,
+        mix_across_tracks=bool(training.get("remix_stems", True)) if mix_across_tracks is None else mix_across_tracks,
     )
 
 

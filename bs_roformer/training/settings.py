@@ -18,6 +18,10 @@ class TrainingSettings:
     scheduler: "plateau" (MSST: lr x reduce_factor after `patience` epochs without a better validation SDR),
         "cosine" (to 0 over the run) or "constant"; all after `warmup_steps` of linear warm-up.
     ema_decay: keep an exponential moving average of the weights (0 = off); validation and best.ckpt use it.
+    ema_warmup: the average's decay grows as min(ema_decay, (1 + n) / (10 + n)) over its first updates n, so
+        the average forgets the random initialisation quickly (TensorFlow's ExponentialMovingAverage rule).
+    remix_stems: each training chunk's stems come from independently drawn tracks and offsets (random
+        remixing, MSST's default); false takes all stems of a chunk from one track and offset (the real mix).
     precision: "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA, with gradient scaling); MSST's
         `use_amp: true` means fp16 on CUDA and fp32 elsewhere.
     checkpoint_every: also save the training state every this many steps (0 = only at epoch ends).
@@ -36,6 +40,8 @@ class TrainingSettings:
     reduce_factor: float = 0.95
     warmup_steps: int = 0
     ema_decay: float = 0.0
+    ema_warmup: bool = False
+    remix_stems: bool = True
     precision: str = "fp32"
     checkpoint_every: int = 0
     num_workers: int = 0

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ..inference.checkpoint import read_state_dict
@@ -111,6 +111,7 @@ class Trainer:
         self.dataset = dataset_from_config(
             self.config, data / "train", seed=self.settings.seed,
             length=self.settings.steps_per_epoch * self.batches_per_step * self.processes.world_size,
+            mix_across_tracks=self.settings.remix_stems,
         )
         self.trained = DistributedDataParallel(self.model) if self.processes.distributed else self.model
         parameters = [p for p in self.model.parameters() if p.requires_grad]
@@ -120,7 +121,9 @@ class Trainer:
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=self.settings.reduce_factor, patience=self.settings.patience
         ) if self.settings.scheduler == "plateau" else None
-        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.settings.ema_decay), use_buffers=True) if self.settings.ema_decay > 0 else None
+        self.ema = AveragedModel(
+            self.model, multi_avg_fn=ema_update(self.settings.ema_decay, self.settings.ema_warmup), use_buffers=True
+        ) if self.settings.ema_decay > 0 else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.settings.precision == "fp16")
 
         self.step = 0
@@ -339,6 +342,22 @@ class Trainer:
     def log(self, message: str) -> None:
         if self.processes.is_main:
             tqdm.write(message)
+
+
+def ema_update(decay: float, warmup: bool):
+    """AveragedModel's update of one group of same-dtype tensors: average <- decay * average + (1 - decay) *
+    current; with warm-up the decay of the n-th update is min(decay, (1 + n) / (10 + n)). Integer buffers
+    (band indices, counters) are not averaged but copied."""
+
+    @torch.no_grad()
+    def update(averaged: List[torch.Tensor], current: List[torch.Tensor], num_averaged) -> None:
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        step_decay = min(decay, (1 + int(num_averaged)) / (10 + int(num_averaged))) if warmup else decay
+        torch._foreach_lerp_(averaged, current, 1 - step_decay)
+
+    return update
 
 
 def _rng_states() -> Dict[str, Any]:

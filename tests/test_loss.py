@@ -1,0 +1,73 @@
+"""The training losses equal their textbook definitions: two transforms and an L1 between them."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from bs_roformer import BSRoformer
+from bs_roformer.modules.loss import MultiResolutionSTFTLoss
+
+
+def two_transform_mrstft(estimate, target, window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter=False):
+    """The reference code's multi-resolution STFT loss, written out (quarter: MSST's Mel-Band Conformer hops)."""
+    estimate, target = estimate.reshape(-1, estimate.shape[-1]), target.reshape(-1, target.shape[-1])
+    total = 0.0
+    for window_size in window_sizes:
+        kwargs = dict(n_fft=max(window_size, min_n_fft), win_length=window_size, hop_length=max(hop_length, window_size // 4) if quarter else hop_length,
+                      normalized=normalized, window=window_fn(window_size), return_complex=True)
+        total = total + F.l1_loss(torch.stft(estimate, **kwargs), torch.stft(target, **kwargs))
+    return total
+
+
+def loss_and_gradient(loss_fn, estimate, target):
+    estimate = estimate.clone().requires_grad_(True)
+    loss = loss_fn(estimate, target)
+    (gradient,) = torch.autograd.grad(loss, estimate)
+    return loss.detach(), gradient
+
+
+@pytest.mark.parametrize(
+    "window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter",
+    [
+        ((4096, 2048, 1024, 512, 256), 147, 2048, False, torch.hann_window, False),  # the models' default
+        ((512, 256, 128), 64, 256, True, torch.hann_window, False),
+        ((300, 1000), 100, 512, False, torch.hamming_window, False),  # odd padding of a shorter window
+        ((1024, 256), 147, 256, False, torch.hann_window, True),  # hop at least a quarter window
+    ],
+)
+def test_multi_resolution_stft_loss_equals_two_transforms(window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter):
+    torch.manual_seed(0)
+    estimate, target = torch.randn(2, 3, 2, 9000), torch.randn(2, 3, 2, 9000)
+    ours = MultiResolutionSTFTLoss(window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter)
+    reference = lambda e, t: two_transform_mrstft(e, t, window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter)  # noqa: E731
+
+    loss, gradient = loss_and_gradient(ours, estimate, target)
+    expected_loss, expected_gradient = loss_and_gradient(reference, estimate, target)
+    assert torch.allclose(loss, expected_loss, rtol=1e-6, atol=0)
+    assert (gradient - expected_gradient).abs().max() <= 1e-6 * expected_gradient.abs().max()
+
+
+def test_model_losses_equal_their_definitions():
+    torch.manual_seed(0)
+    model = BSRoformer(dim=16, depth=1, stereo=True, num_stems=2, freqs_per_bands=(64,) * 8 + (1,), stft_n_fft=1024,
+                       stft_win_length=1024, stft_hop_length=256, loss="t+tf+mrstft",
+                       multi_stft_resolutions_window_sizes=(1024, 256), multi_stft_hop_size=128)
+    mix, target = torch.randn(2, 2, 4096), torch.randn(2, 2, 2, 4096)
+    total, (waveform, spectral, multi_resolution) = model(mix, target=target, return_loss_breakdown=True)
+
+    estimate = model(mix)
+    as_batch = "b n s t -> (b n) s t"
+    assert torch.allclose(waveform, F.l1_loss(estimate, target))
+    expected_spectral = F.l1_loss(model.stft(rearrange(estimate, as_batch)), model.stft(rearrange(target, as_batch)))
+    assert torch.allclose(spectral, expected_spectral, rtol=1e-6, atol=0)
+    expected_multi = two_transform_mrstft(estimate, target, (1024, 256), 128, 1024, False, torch.hann_window)
+    assert torch.allclose(multi_resolution, expected_multi, rtol=1e-6, atol=0)
+    assert torch.allclose(total, waveform + spectral + multi_resolution)
+
+
+def test_multi_resolution_stft_loss_of_a_perfect_estimate_has_zero_gradient():
+    target = torch.randn(2, 5000)
+    loss, gradient = loss_and_gradient(MultiResolutionSTFTLoss((512, 256), 64, 256), target, target)
+    assert loss.item() == 0.0
+    assert torch.equal(gradient, torch.zeros_like(gradient))
