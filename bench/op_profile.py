@@ -1,10 +1,11 @@
 """Where inference time goes: torch.profiler's operator table for one configuration and precision, grouped.
 
-    python bench/profile.py --config C --precision bf16       # shares of time by kind of work, then the top ops
-    python bench/profile.py --config A --precision fp32 --top 40
+    python bench/op_profile.py --config C --precision bf16       # shares of time by kind of work, then the top ops
+    python bench/op_profile.py --config A --precision fp32 --top 40
 
 Shares are of the profiled CPU time (self time of each operator), so they stay meaningful on a busy machine
-where seconds do not. The groups: matrix multiplication, attention (SDPA kernels), dtype conversions and
+where seconds do not. (Not named profile.py: bench/ is on sys.path for its scripts, and torch.export imports the
+standard library's profile.) The groups: matrix multiplication, attention (SDPA kernels), dtype conversions and
 copies, normalisation, other element-wise work, the STFT/iSTFT, and the rest.
 """
 
