@@ -1,13 +1,16 @@
-"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1, measured in the same run.
+"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 and the MSST-lineage peers, in one run.
 
-    python bench/speed.py              # configurations A, M, C and the training step (~25 min on 2 cores)
+    python bench/speed.py              # configurations A, M, C and the training step (about two hours on 2 cores)
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
-    python bench/speed.py --only A C   # a subset
+    python bench/speed.py --only A C   # a subset; --compile adds torch.compile, --no-peers / --no-onnx drop rows
 
-Both implementations get the same weights and input. Times are the median of --runs runs after one
-warm-up, alternating ours and upstream, with 2 threads. Peak memory is the peak RSS of a fresh process that
-builds one implementation and runs it once. GFLOP/s counts the matrix work (matmuls and attention, from
-torch's FlopCounterMode) per second, against this machine's matmul peak measured in the same run.
+One table per configuration and precision (bf16 where the CPU has native bf16). Rows: ours; ours in ONNX
+Runtime; audio-separator 0.47.1 and splifft 0.0.9 on the same MSST-lineage weights as ours (A and M); ours
+with upstream's settings and upstream 0.5.1 on upstream-lineage weights. Every implementation gets the same
+input; times are the median of --runs runs after one warm-up, alternating, with 2 threads, and each is
+compared with ours on the same weights. Peak memory is the peak RSS of a fresh process that builds one
+implementation and runs it once. GFLOP/s counts the matrix work (matmuls and attention, from torch's
+FlopCounterMode) per second, against this machine's matmul peak of that precision measured just before.
 """
 
 import argparse
