@@ -10,7 +10,7 @@ doing everything.
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -26,7 +26,7 @@ class Tally:
     errors: List[str] = field(default_factory=list)
 
 
-def start(requested_device: Optional[str]) -> "tuple[Processes, Optional[str]]":
+def start(requested_device: Optional[str]) -> Tuple[Processes, Optional[str]]:
     """Join torchrun's process group, if any; returns it and the device this process separates on."""
     processes = Processes.start()
     if not processes.distributed:
