@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["bs_roformer", "bs_roformer.*"]),
-    package_data={"bs_roformer": ["configs/*.yaml"]},
+    package_data={"bs_roformer": ["configs/*.yaml", "configs/zoo/*.yaml", "data/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         # the model core (bs_roformer.models, bs_roformer.modules) needs only these five

@@ -1,4 +1,5 @@
-"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 and the MSST-lineage peers, in one run.
+"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 and the MSST-lineage peers, in one run
+(row H, a HyperACE v2 mask head: against splifft 0.0.9 in place of upstream).
 
     python bench/speed.py              # configurations A, M, C and the training step (about two hours on 2 cores)
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
@@ -28,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import references  # noqa: E402  (installs and imports the upstream reference)
+import splifft_peer  # noqa: E402
 
 # name: (model, constructor keywords, batch, samples, training step)
 CONFIGS = {
@@ -35,6 +37,8 @@ CONFIGS = {
     "M": ("mel", dict(dim=384, depth=6, num_bands=60, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 352800, False),
     "C": ("bs", dict(dim=128, depth=4, stereo=True), 1, 131072, False),
     "C-train": ("bs", dict(dim=128, depth=4, stereo=True), 2, 131072, True),
+    # HyperACE v2 mask head (unwa), against splifft 0.0.9 instead of upstream
+    "H": ("hyperace", dict(dim=256, depth=4, chunk_size=131072), 1, 131072, False),
 }
 QUICK = {
     # 9 bands keep the quick ONNX export short
@@ -42,6 +46,7 @@ QUICK = {
                      freqs_per_bands=(128,) * 8 + (1,)), 1, 22050, False),
     "M": ("mel", dict(dim=32, depth=1, num_bands=16, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "C-train": ("bs", dict(dim=32, depth=1, stereo=True), 2, 16384, True),
+    "H": ("hyperace", dict(dim=32, depth=1, chunk_size=4096), 1, 4096, False),
 }
 # our settings that compute what upstream 0.5.1 computes
 AS_UPSTREAM = {"bs": dict(value_residual=True, zero_dc=False, match_input_audio_length=False), "mel": dict(zero_dc=False)}
@@ -65,6 +70,8 @@ BASELINE = {"upstream": "ours-upstream", "ours-upstream": "ours-upstream"}
 def build(implementation: str, model: str, kwargs: dict, state_dict=None, samples: int = 0, onnx_file=None):
     """One implementation with dropout off, in eval mode for inference; loads `state_dict` (its lineage's
     weights) when given. Returns an nn.Module (or a callable for the backends around our STFT)."""
+    if model == "hyperace":  # its "upstream" is splifft's model, "ours-upstream" ours on splifft's weights
+        return splifft_peer.build("ours" if implementation == "ours-upstream" else "splifft", kwargs, state_dict)
     kwargs = dict(kwargs, attn_dropout=0.0, ff_dropout=0.0)
     if model == "mel":
         kwargs["linear_transformer_depth"] = 0
@@ -228,8 +235,8 @@ def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
 
 def implementations_of(name: str, args, configs) -> list:
     """The rows of a configuration's tables, ours first."""
-    training = configs[name][4]
-    if training:
+    model, training = configs[name][0], configs[name][4]
+    if training or model == "hyperace":
         return ["ours-upstream", "upstream"]
     rows = ["ours"]
     if args.compile:
@@ -280,7 +287,7 @@ def main() -> None:
             torch.manual_seed(0)
             upstream_state = build("upstream", model, kwargs).state_dict()
             torch.manual_seed(0)
-            msst_state = build("ours", model, kwargs).state_dict()
+            msst_state = upstream_state if model == "hyperace" else build("ours", model, kwargs).state_dict()
             weights = {}
             for lineage, state in (("upstream", upstream_state), ("msst", msst_state)):
                 weights[lineage] = Path(folder) / f"{name}-{lineage}.pt"
@@ -349,6 +356,8 @@ def main() -> None:
                     if impl == "onnxruntime":
                         text += f"; opset {args.onnx_opset}, export {export_seconds:.1f} s"
                     faster = "-" if impl == baseline else f"{ratio:.2f}x"
+                    if model == "hyperace":
+                        text += " (HyperACE v2 head; upstream is splifft 0.0.9: at random weights its norm chains amplify float32 rounding)"
                     print(f"{LABELS[impl]:28s}{seconds[impl]:9.2f}{faster:>13s}{memory[impl]:9.0f}{gflops:9.0f}{gflops / peak:9.0%}  {text}", flush=True)
                     rows.append(dict(config=name, precision=precision, implementation=impl, seconds=seconds[impl], ratio=ratio,
                                      memory=memory[impl], gflops=gflops, peak=peak, agreement=agreement))

@@ -274,8 +274,8 @@ LOSSLESS_BS_ROFORMER = "axeldelafosse bs_roformer (Lossless BS-RoFormer)"
 
 # COMPAT: other tools' spellings of `bs-roformer`'s flags, so their documented commands run unchanged:
 # our flag -> (their flag, tool). Flags we spell as MSST does (--input_folder, --model_type,
-# --extract_instrumental, --force_cpu, --device_ids, --use_tta, --disable_detailed_pbar, --flac_file)
-# need no alias.
+# --extract_instrumental, --force_cpu, --device_ids, --use_tta, --disable_detailed_pbar, --flac_file;
+# audio-separator's --extra_models, -l/--list_models, --list_filter, --list_format) need no alias.
 CLI_ALIASES: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "--model": (("--start_check_point", MSST_INFERENCE), ("--model_filename", AUDIO_SEPARATOR)),
     "--config": (("--config_path", MSST_INFERENCE),),
@@ -283,6 +283,10 @@ CLI_ALIASES: Dict[str, Tuple[Tuple[str, str], ...]] = {
     "--output": (("--store_dir", MSST_INFERENCE), ("--output_folder", LOSSLESS_BS_ROFORMER), ("--output_dir", AUDIO_SEPARATOR)),
     "--filename-template": (("--filename_template", MSST_INFERENCE),),
     "--pcm-type": (("--pcm_type", MSST_INFERENCE),),
+    "--ensemble": (("--ensemble_algorithm", AUDIO_SEPARATOR),),
+    "--ensemble-weights": (("--ensemble_weights", AUDIO_SEPARATOR),),
+    "--ensemble-preset": (("--ensemble_preset", AUDIO_SEPARATOR),),
+    "--download-only": (("--download_model_only", AUDIO_SEPARATOR),),
 }
 
 
@@ -496,5 +500,12 @@ def _count(keys: Sequence[str], pattern: str) -> int:
     return 1 + max(indices) if indices else 0
 
 
+def recognise_roformer_with_mask_head(state_dict: StateDict) -> Optional[Inferred]:
+    """A RoFormer with a variant mask head (HyperACE, axial refiner): bs_roformer/inference/mask_heads.py."""
+    from .inference import mask_heads
+
+    return mask_heads.recognise_roformer_with_mask_head(state_dict)
+
+
 # more specific first: each returns None for weights of another family
-RECOGNISERS: List[Recogniser] = [recognise_bsrnn, recognise_roformer]
+RECOGNISERS: List[Recogniser] = [recognise_bsrnn, recognise_roformer_with_mask_head, recognise_roformer]

@@ -1,7 +1,10 @@
 """Shared test utilities: deterministic test audio, tiny model configs, and tolerance checks that record
 the largest differences seen (printed at the end of the run)."""
 
+import http.server
 import math
+import threading
+from contextlib import contextmanager
 from typing import Dict
 
 import torch
@@ -88,3 +91,55 @@ def assert_same_gradients(name: str, ours: torch.nn.Module, reference: torch.nn.
         assert difference <= tolerance, f"{name}: gradient of {key} differs by {difference:.3g} of the largest gradient"
     assert_relative_close(f"{name}: gradients (all)", torch.cat([p.grad.flatten() for p in ours.parameters() if p.grad is not None]),
                           torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None]), tolerance=tolerance)
+
+
+def save_tiny_model(directory, **model_overrides) -> list:
+    """A tiny random-weight model (MSST checkpoint + config) in `directory`; returns the CLI's model flags."""
+    import yaml
+
+    from bs_roformer.inference.config import model_from_config, read_config
+
+    config = tiny_config(**model_overrides)
+    torch.manual_seed(0)
+    model = perturb_(model_from_config(read_config(config)))
+    torch.save({"epoch": 1, "model_state_dict": model.state_dict()}, directory / "model.ckpt")
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+    return ["--model", str(directory / "model.ckpt"), "--config", str(directory / "config.yaml")]
+
+
+def tone(seconds: float, rate: int, channels: int, seed: int = 0):
+    """(frames, channels) float32 numpy test signal: a 220 Hz sine with noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
+    return np.stack([signal * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+
+
+@contextmanager
+def serve(files: dict, truncate: bool = False):
+    """Serve {path: bytes} on 127.0.0.1; with truncate, close the connection halfway through a file."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = files.get(self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if truncate else body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,28 +7,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import yaml
 
 from bs_roformer.cli import main
-from bs_roformer.inference.config import model_from_config, read_config
-from helpers import perturb_, tiny_config
+from helpers import save_tiny_model, tone
 
 
 @pytest.fixture
 def model_files(tmp_path):
-    config = tiny_config()
-    torch.manual_seed(0)
-    model = perturb_(model_from_config(read_config(config)))
-    torch.save({"epoch": 1, "model_state_dict": model.state_dict()}, tmp_path / "model.ckpt")
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    return ["--model", str(tmp_path / "model.ckpt"), "--config", str(tmp_path / "config.yaml")]
-
-
-def tone(seconds, rate, channels, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    signal = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)
-    return np.stack([signal * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+    return save_tiny_model(tmp_path)
 
 
 def test_wav_and_flac_mono_stereo_and_22khz(tmp_path, model_files, capsys):
@@ -92,8 +78,10 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, model_files, capsy
     assert main(args) == 0
     vocals = tmp_path / "out" / "song" / "vocals.wav"
     vocals.write_bytes(b"user's edit")
-    assert main(args) == 1
-    assert "outputs exist already" in capsys.readouterr().err and vocals.read_bytes() == b"user's edit"
+    assert main(args) == 0  # kept and skipped, as --help says: not a failure
+    err = capsys.readouterr().err
+    assert "outputs exist already" in err and "1 skipped" in err and "failed" not in err
+    assert vocals.read_bytes() == b"user's edit"
     assert main([*args, "--overwrite"]) == 0
     assert sf.info(vocals).frames == 13230
 
@@ -107,7 +95,7 @@ def test_interrupted_run_leaves_no_partial_stems(tmp_path, model_files, monkeypa
     def failing(self, chunks):
         calls.append(1)
         if len(calls) > 2:
-            raise RuntimeError("out of memory")
+            raise torch.OutOfMemoryError("out of memory")
         return original(self, chunks)
 
     original = Separator._run_model
@@ -132,7 +120,7 @@ def test_usage_errors(tmp_path, capsys):
 
 def test_python_dash_m_and_models_listing():
     result = subprocess.run([sys.executable, "-m", "bs_roformer", "models"], capture_output=True, text=True, check=True)
-    assert "model_bs_roformer_ep_17_sdr_9.6568  (default" in result.stdout
+    assert "model_bs_roformer_ep_17_sdr_9.6568 (default)" in result.stdout
     assert "vocals_mel_band_roformer_kj" in result.stdout
     result = subprocess.run([sys.executable, "-m", "bs_roformer", "--help"], capture_output=True, text=True, check=True)
     help_text = " ".join(result.stdout.split())

@@ -1,5 +1,6 @@
 """bs_roformer.compat: each compatibility quirk with both of its values, and architecture inference per family."""
 
+import argparse
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -73,10 +74,16 @@ def test_empty_linear_slot_renumbering_both_layouts():
 @pytest.mark.parametrize("ours", list(compat.CLI_ALIASES))
 def test_other_tools_flags_are_aliases_of_ours(ours):
     parser = build_parser()
-    dest = next(action.dest for action in parser._actions if ours in action.option_strings)
-    value = "PCM_16" if ours == "--pcm-type" else "x.ckpt"
+    action = next(action for action in parser._actions if ours in action.option_strings)
+    if action.nargs == 0:  # a switch
+        arguments, expected = [], action.const
+    else:
+        value = action.choices[0] if action.choices else "2" if action.type is float else "x.ckpt"
+        arguments, expected = [value], action.type(value) if action.type else value
+        if action.nargs == "+" or isinstance(action, argparse._AppendAction):  # -m may repeat: a list
+            expected = [expected]
     for alias, tool in compat.CLI_ALIASES[ours]:
-        assert getattr(parser.parse_args([alias, value]), dest) == value, (alias, tool)
+        assert getattr(parser.parse_args([alias, *arguments]), action.dest) == expected, (alias, tool)
 
 
 # --- architecture inference -------------------------------------------------------------------------------
@@ -123,7 +130,7 @@ def test_bsrnn_attention_split_that_the_default_cannot_explain_is_noted():
 
 
 def test_unrecognised_weights_name_the_families_tried():
-    with pytest.raises(ValueError, match=r"not of a model family bs_roformer can recognise \(bsrnn, roformer\)"):
+    with pytest.raises(ValueError, match=r"not of a model family bs_roformer can recognise \(bsrnn, roformer_with_mask_head, roformer\)"):
         compat.infer_architecture({"encoder.weight": torch.zeros(2, 2)})
 
 

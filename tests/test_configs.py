@@ -174,7 +174,9 @@ def test_replace_mask_heads_updates_the_config():
 
 
 def test_registry_configs_round_trip():
-    for entry in REGISTRY.values():
+    shipped = [entry for entry in REGISTRY.values() if entry.config_path is not None]
+    assert len(shipped) > 100
+    for entry in shipped:
         config = read_config(entry.config_path)
         model_class = MODEL_TYPES[config["training"].get("model_type", "bs_roformer")]
         typed = model_class.Config.from_msst(config["model"])

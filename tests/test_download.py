@@ -2,9 +2,6 @@
 the messages users see offline."""
 
 import hashlib
-import http.server
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,35 +11,7 @@ import yaml
 from bs_roformer import load_model
 from bs_roformer.inference import registry
 from bs_roformer.inference.config import model_from_config, read_config
-from helpers import tiny_config
-
-
-@contextmanager
-def serve(files: dict, truncate: bool = False):
-    """Serve {path: bytes} on 127.0.0.1; with truncate, close the connection halfway through a file."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = files.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2] if truncate else body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+from helpers import serve, tiny_config
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from safetensors.torch import save_model
 import references
 from bs_roformer import load_model, read_config
 from bs_roformer.inference.checkpoint import infer_config, read_state_dict
-from bs_roformer.inference.config import model_from_config
+from bs_roformer.inference.config import model_from_config, stem_names
 from bs_roformer.inference.registry import REGISTRY, registered
 from helpers import SMALL_STFT, TINY, make_audio, perturb_, tiny_config
 
@@ -98,8 +98,12 @@ def _write(tmp_path, text):
 
 def test_registry_configs_build_their_models():
     for entry in REGISTRY.values():
+        assert registered(entry.name) is entry
+        if entry.config_path is None:
+            assert entry.config_urls, entry.name
+            continue
         config = read_config(entry.config_path)
-        assert entry.stems and len(entry.stems) == (config["model"]["num_stems"] if config["model"]["num_stems"] > 1 else 1)
+        assert entry.stems and list(entry.stems) == stem_names(config, config["model"].get("num_stems", 1)), entry.name
         assert registered(entry.file_name) is entry and all(registered(alias) is entry for alias in entry.aliases)
     assert REGISTRY["model_bs_roformer_ep_17_sdr_9.6568"].stems == ("drums", "bass", "other", "vocals")
     model = model_from_config(read_config(REGISTRY["model_bs_roformer_ep_17_sdr_9.6568"].config_path))

@@ -23,7 +23,7 @@ STEMS = ("drums", "bass", "other", "vocals")
 def test_shares_cover_every_file_once():
     files = [Path(f"song{index}.wav") for index in range(7)]
     for world_size in (1, 2, 3, 8):
-        shares = [share(files + files[:2], Processes(rank=rank, world_size=world_size)) for rank in range(world_size)]
+        shares = [share(files, Processes(rank=rank, world_size=world_size)) for rank in range(world_size)]
         assert sorted(path for part in shares for path in part) == sorted(files)
 
 

@@ -7,6 +7,8 @@ from typing import List
 from ..inference.config import MODEL_TYPES
 from ..inference.separator import Separator
 from ..training.evaluate import MEASURES, evaluate
+from ..training.tracks import check_dataset_folder
+from .reporting import run_reporting
 
 
 def main(argv: List[str]) -> int:
@@ -29,6 +31,11 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--cache-dir", help="where named models are downloaded")
     args = parser.parse_args(argv)
 
+    return run_reporting("bs-roformer evaluate", lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    check_dataset_folder(args.data)  # before a model is loaded or downloaded
     separator = Separator(
         args.model, config=args.config, model_type=args.model_type, device=args.device, chunk_size=args.chunk_size,
         num_overlap=args.overlap, batch_size=args.batch_size, cache=args.cache_dir, progress=True,

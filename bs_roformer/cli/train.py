@@ -9,6 +9,7 @@ from typing import List
 
 from ..training.settings import PRECISIONS, SCHEDULERS
 from ..training.trainer import Trainer
+from .reporting import run_reporting
 
 
 def main(argv: List[str]) -> int:
@@ -24,7 +25,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--checkpoint", "--start_check_point", metavar="PATH", help="start from these weights (fine-tuning; new stems get new mask heads)")
     parser.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its last.ckpt")
     parser.add_argument("--freeze-backbone", action="store_true", help="train only the mask heads")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1 (default: this process's GPU, else CPU)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: this process's GPU, else MPS in a single process, else CPU)")
     parser.add_argument("--epochs", type=int, help="override training.num_epochs")
     parser.add_argument("--steps-per-epoch", type=int, help="override training.num_steps")
     parser.add_argument("--batch-size", type=int, help="override training.batch_size")
@@ -44,19 +45,21 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--max-steps", type=int, help="stop after N optimizer steps in total (resume later with --resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.resume and args.checkpoint:
+        parser.error("--resume continues RUN_DIR from its own last.ckpt; --checkpoint starts a new run from other weights: pass one")
 
-    trainer = Trainer(
-        args.config, args.data, args.out,
-        valid=args.valid, pretrained=args.checkpoint, freeze_backbone=args.freeze_backbone, resume=args.resume,
-        device=args.device, max_steps=args.max_steps, progress=not args.no_progress,
-        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps, lr=args.lr, scheduler=args.scheduler,
-        warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, ema_warmup=args.ema_warmup,
-        remix_stems=args.remix_stems, precision=args.precision,
-        num_workers=args.num_workers, seed=args.seed, checkpoint_every=args.checkpoint_every,
-    )
-    try:
-        trainer.train()
-    finally:
-        trainer.processes.stop()
-    return 0
+    def train() -> int:
+        with Trainer(
+            args.config, args.data, args.out,
+            valid=args.valid, pretrained=args.checkpoint, freeze_backbone=args.freeze_backbone, resume=args.resume,
+            device=args.device, max_steps=args.max_steps, progress=not args.no_progress,
+            epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+            gradient_accumulation_steps=args.gradient_accumulation_steps, lr=args.lr, scheduler=args.scheduler,
+            warmup_steps=args.warmup_steps, ema_decay=args.ema_decay, ema_warmup=args.ema_warmup,
+            remix_stems=args.remix_stems, precision=args.precision,
+            num_workers=args.num_workers, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        ) as trainer:
+            trainer.train()
+        return 0
+
+    return run_reporting("bs-roformer train", train, interrupted=f"interrupted; continue from the last saved state with --resume --out {args.out}")

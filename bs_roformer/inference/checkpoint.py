@@ -24,9 +24,19 @@ def read_state_dict(path) -> StateDict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return _strip_prefixes(load_file(str(path)))
+        try:
+            return _strip_prefixes(load_file(str(path)))
+        except SafetensorError as error:
+            raise ValueError(f"{path} is not a readable .safetensors file (truncated or corrupt?): {error}") from None
+    with open(path, "rb") as file:
+        start = file.read(4)
+    # torch.save writes a zip archive (since torch 1.6) or a pickle (protocol 2+, first byte 0x80)
+    if not (start.startswith(b"PK\x03\x04") or start.startswith(b"\x80")):
+        raise ValueError(f"{path} is not a PyTorch checkpoint: it starts with {start!r}, not a zip archive or a pickle "
+                         "(a text or HTML page saved under a checkpoint's name?)")
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -35,7 +45,7 @@ def read_state_dict(path) -> StateDict:
             f"refused ({str(error).splitlines()[0]}). If you trust the file, re-save its weights: "
             f"torch.save(torch.load(path, weights_only=False)['state_dict'], 'weights.ckpt')"
         ) from None
-    except (RuntimeError, EOFError) as error:
+    except (RuntimeError, EOFError, KeyError) as error:
         raise ValueError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {error}") from None
     return _strip_prefixes(_unwrap(content, path))
 

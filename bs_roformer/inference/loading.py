@@ -14,7 +14,8 @@ from ..compat import renumber_empty_linear_slot, with_lineage_conventions, with_
 from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
-from .registry import DEFAULT_MODEL, REGISTRY, fetch, registered
+from .mask_heads import with_checkpoint_mask_estimator
+from .registry import DEFAULT_MODEL, fetch_model, registered, suggestions
 
 PathLike = Union[str, Path]
 
@@ -85,14 +86,12 @@ def load_model(
     model = DEFAULT_MODEL if model is None else model
     entry = None if Path(model).exists() else registered(str(model))
     if entry is not None:
-        checkpoint = fetch(entry, cache, progress=progress)
-        config = entry.config_path if config is None else config
+        checkpoint, entry_config = fetch_model(entry, cache, progress=progress, with_config=config is None)
+        config = entry_config if config is None else config
         source = entry.name
     else:
+        check_model_name(model)
         checkpoint = Path(model)
-        if not checkpoint.exists():
-            names = ", ".join(sorted(REGISTRY))
-            raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model ({names})")
         source = str(checkpoint)
 
     state_dict = read_state_dict(checkpoint)
@@ -102,6 +101,9 @@ def load_model(
         parsed = read_config({"model": model_section, "training": {"model_type": model_type or inferred_type}})
     else:
         parsed = with_lineage_conventions(read_config(config), state_dict, notes)
+        parsed = with_checkpoint_mask_estimator(parsed, state_dict, notes)
+        if model_type is None and entry is not None and not parsed["training"].get("model_type"):
+            model_type = entry.architecture  # a downloaded config that does not say: the registry does
     kind = model_type_of(parsed, model_type)
     network = model_from_config(parsed, kind)
     load_weights(network, state_dict)
@@ -114,6 +116,17 @@ def load_model(
         source=source,
         notes=notes,
     )
+
+
+def check_model_name(model: PathLike) -> None:
+    """Raise FileNotFoundError (with the registered names closest to it) unless `model` is a checkpoint file
+    or a registered name."""
+    if Path(model).exists() or registered(str(model)) is not None:
+        return
+    close = suggestions(str(model))
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise FileNotFoundError(f"{model} is neither a checkpoint file nor a registered model; {hint}"
+                            "`bs-roformer models` lists the registered models")
 
 
 def load_weights(model: nn.Module, state_dict: StateDict) -> None:
@@ -173,7 +186,7 @@ def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -
                 rotary.freqs.copy_(fresh.to(rotary.freqs.device))
 
 
-def _key_patterns(keys: List[str], limit: int = 6) -> str:
+def _key_patterns(keys: List[str], limit: int = 4) -> str:
     patterns = Counter(re.sub(r"\.\d+(?=\.|$)", ".*", key) for key in keys)
     lines = [f"    {count:4d} x {pattern}" for pattern, count in patterns.most_common(limit)]
     if len(patterns) > limit:
@@ -188,14 +201,40 @@ def _mismatch_report(model, state_dict, missing, unexpected, reshaped) -> str:
     if unexpected:
         lines += [f"  {len(unexpected)} weights in the checkpoint the model does not have:", _key_patterns(unexpected)]
     if reshaped:
-        lines += [f"  {len(reshaped)} weights with other shapes:"] + [f"    {line}" for line in reshaped[:6]]
+        lines += [f"  {len(reshaped)} weights with other shapes:"] + [f"    {line}" for line in reshaped[:4]]
     try:
         model_type, suggestion, _ = infer_config(state_dict)
     except ValueError as error:
         lines.append(f"  (the checkpoint's architecture could not be inferred either: {error})")
     else:
-        shown = {key: list(value) if isinstance(value, tuple) else value for key, value in suggestion.items()}
         lines.append(f"  the checkpoint looks like this {model_type} model section:")
-        lines += ["    " + line for line in yaml.safe_dump(shown, sort_keys=False, width=100).splitlines()]
+        lines += _packed([f"{key}: {_shown(value)}" for key, value in suggestion.items()])
         lines.append("  (or load the checkpoint without a config and the architecture is inferred)")
     return "\n".join(lines)
+
+
+def _packed(items: List[str], width: int = 100) -> List[str]:
+    """Comma-separated items on as few indented lines as fit, no item split."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(lines[-1]) + len(item) + 2 > width:
+            lines.append("")
+        lines[-1] += f", {item}" if lines[-1] else item
+    return ["    " + line for line in lines]
+
+
+def _shown(value: Any) -> str:
+    """A setting as the report shows it (YAML scalars; long lists like freqs_per_bands as runs:
+    `62 bands (2 x 24, 4 x 12, ...)`)."""
+    if not isinstance(value, (list, tuple)):
+        return yaml.safe_dump(value, default_flow_style=True).splitlines()[0]
+    if len(value) <= 8:
+        return f"[{', '.join(map(str, value))}]"
+    runs: List[List[Any]] = []
+    for item in value:
+        if runs and runs[-1][0] == item:
+            runs[-1][1] += 1
+        else:
+            runs.append([item, 1])
+    return f"{len(value)} bands ({', '.join(f'{item} x {count}' if count > 1 else str(item) for item, count in runs)})"
+

@@ -9,7 +9,6 @@ separated chunk by chunk, resampled back and written block by block, so memory d
 length of the track (files) or grows only by the output itself (tensors).
 """
 
-import contextlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -19,32 +18,14 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 import torch
 from tqdm import tqdm
 
+from ..devices import PRECISIONS, autocast, pick_device
 from . import audio_io
 from .backends import model_runner
+from .errors import SeparationError
 from .lossless import complement_name, distribute_residual, receiving_stems
 from .loading import LoadedModel, load_model
 from .overlap_add import ChunkLayout, overlap_add
 from .streams import BlockSource, aligned, resampled, resampled_length, split
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def autocast(device: torch.device, precision: str):
-    """The autocast context of a precision name ("fp32": none)."""
-    dtype = PRECISIONS[precision]
-    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-
-
-def pick_device(requested: Optional[str] = None) -> torch.device:
-    """The requested device, else CUDA > MPS > CPU."""
-    if requested:
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
 
 @dataclass(frozen=True)
 class Normalization:
@@ -77,7 +58,16 @@ class Separator:
     backend: "torch" (default) or "onnxruntime": the network between STFT and iSTFT runs in ONNX Runtime, from
         the `onnx` file (see `export_onnx`) or one exported on first use into the cache's onnx/ folder.
     compile: run the network through torch.compile (pays off for long inputs; see README, Speed and memory).
+    A list of models gives an `Ensemble` (keywords `ensemble=` rule and `weights=`; see ensemble.py).
     """
+
+    def __new__(cls, model=None, *args, **kwargs):
+        # a list of models is an ensemble (ensemble.py): several models, their stems combined per name
+        if isinstance(model, (list, tuple)):
+            from .ensemble import Ensemble
+
+            return Ensemble(model, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -133,13 +123,23 @@ class Separator:
     # --- public API -----------------------------------------------------------------------------------
 
     def output_names(self, lossless: bool = False, extract_instrumental: bool = False) -> List[str]:
-        """The stems `separate_*` returns, in order."""
+        """The stems `separate_*` returns, in order.
+
+        A single-stem model's lossless complement (mix - stem) is the instrumental too: with both asked for,
+        it is returned once, named `instrumental`.
+        """
         names = self.stems
         if lossless and len(names) == 1:
-            names = names + [complement_name(names[0], self.loaded.instruments)]
+            complement = "instrumental" if extract_instrumental else complement_name(names[0], self.loaded.instruments)
+            names = names + [complement]
         if extract_instrumental and "instrumental" not in names:
             names = names + ["instrumental"]
         return names
+
+    @property
+    def instrumental_of(self) -> str:
+        """The stem `instrumental` is the mix minus: vocals, or the first stem of a model without vocals."""
+        return "vocals" if "vocals" in self.stems else self.stems[0]
 
     def separate_tensor(
         self,
@@ -159,6 +159,10 @@ class Separator:
         audio_io.check_channels(mix.shape[0], "the mix")
         if mix.shape[-1] == 0:
             raise ValueError("the mix has no samples")
+        found = audio_io.NonFinite()
+        found.update(mix)
+        if found.count:
+            raise SeparationError(found.message("the mix", sample_rate or self.sample_rate))
         mix = mix.detach().float().cpu()
         names, blocks = self.separate_stream(
             lambda: split(mix), sample_rate or self.sample_rate, mix.shape[-1], lossless, extract_instrumental
@@ -181,19 +185,26 @@ class Separator:
         lossless: bool = False,
         extract_instrumental: bool = False,
         overwrite: bool = False,
+        track: Optional[str] = None,
+        nan_to_zero: bool = False,
     ) -> Dict[str, Path]:
         """Separate one audio file into one file per stem, streamed from disk to disk.
 
-        Outputs go to output_dir / template ({track}, {stem}, {ext}); each is written under a temporary name
-        and renamed once every stem is complete. Existing outputs are kept unless `overwrite`.
+        Outputs go to output_dir / template ({track}: `track`, default the file's name without extension;
+        {stem}; {ext}); all are written under temporary names and published together once every stem is
+        complete. Existing outputs are kept (FileExistsError) unless `overwrite`. A file with NaN or infinite
+        samples is refused (AudioFileError) unless `nan_to_zero`; a truncated file is separated as far as it
+        can be read, with a warning.
         """
         reader = audio_io.AudioReader(path)
         names = self.output_names(lossless, extract_instrumental)
-        targets = audio_io.output_paths(Path(output_dir), template, Path(path), names, file_format)
+        track = Path(path).stem if track is None else track
+        targets = audio_io.output_paths(Path(output_dir), template, track, names, file_format)
         if not overwrite:
             existing = [str(target) for target in targets.values() if target.exists()]
             if existing:
                 raise FileExistsError(f"{path}: outputs exist already ({', '.join(existing)}); use --overwrite")
+        reader.scan(nan_to_zero)
         _, blocks = self.separate_stream(reader.blocks, reader.sample_rate, reader.frames, lossless, extract_instrumental)
         with audio_io.StemWriters(targets, reader.sample_rate, reader.channels, file_format, subtype) as writers:
             for block in blocks:
@@ -223,7 +234,7 @@ class Separator:
 
         names = self.output_names(lossless, extract_instrumental)
         if len(names) > len(self.output_names(lossless)):  # instrumental = mix - vocals (or the first stem)
-            target = self.stems.index("vocals") if "vocals" in self.stems else 0
+            target = self.stems.index(self.instrumental_of)
             stems = (torch.cat([s, (m - s[target])[None]]) for m, s in aligned(mix(), stems))
         return names, _closing(stems, progress)
 

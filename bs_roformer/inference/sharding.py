@@ -9,12 +9,13 @@ doing everything.
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 import torch
 
 from ..training.distributed import Processes
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Tally:
     inputs: int = 0
     written: int = 0
     errors: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
 
 
 def start(requested_device: Optional[str]) -> Tuple[Processes, Optional[str]]:
@@ -36,10 +38,9 @@ def start(requested_device: Optional[str]) -> Tuple[Processes, Optional[str]]:
     return processes, str(device)
 
 
-def share(files: Sequence[Path], processes: Processes) -> List[Path]:
-    """This rank's files: every world_size-th one from the rank on, so each file has one process."""
-    unique = list(dict.fromkeys(files))  # a file named twice is still separated once
-    return unique[processes.rank :: processes.world_size]
+def share(jobs: Sequence[T], processes: Processes) -> List[T]:
+    """This rank's files (or jobs): every world_size-th one from the rank on, so each has one process."""
+    return list(jobs[processes.rank :: processes.world_size])
 
 
 @contextlib.contextmanager
@@ -73,4 +74,5 @@ def combined(processes: Processes, tally: Tally) -> Tally:
         inputs=sum(part.inputs for part in tallies),
         written=sum(part.written for part in tallies),
         errors=[message for part in tallies for message in part.errors],
+        skipped=[message for part in tallies for message in part.skipped],
     )

@@ -9,7 +9,6 @@ estimation), which the model classes build (`build_bands`, `build_backbone`), an
 config dataclass, see `bs_roformer.models.config`).
 """
 
-from functools import partial
 from typing import Any, ClassVar, Optional, Tuple, Type, Union
 
 import torch
@@ -22,7 +21,7 @@ from ..modules.band_split import BandSplit
 from ..modules.bands import BandLayout
 from ..modules.checkpointing import maybe_checkpoint
 from ..modules.loss import MultiResolutionSTFTLoss
-from ..modules.mask_estimator import MaskEstimator
+from ..modules.mask_heads import mask_estimator_factory
 from ..modules.norm import RMSNorm
 from ..modules.stft import STFT, complex_multiply
 from .config import BandSplitConfig, ConfiguredModel
@@ -81,8 +80,8 @@ class BandSplitModel(ConfiguredModel):
         self.final_norm = RMSNorm(config.dim) if self.final_norm_after_backbone else nn.Identity()
 
         self.band_split = BandSplit(config.dim, bands.dim_inputs)
-        self._new_mask_estimator = partial(
-            MaskEstimator,
+        self._new_mask_estimator = mask_estimator_factory(
+            config.mask_estimator,
             config.dim,
             bands.dim_inputs,
             mask_hidden_layers(config),

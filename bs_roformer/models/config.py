@@ -53,9 +53,9 @@ the config's (`MyModel(dim=64, depth=2)`), and `inspect.signature(MyModel)` show
 import difflib
 import inspect
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, ClassVar, Dict, Optional, Tuple, TypeVar, Union
 
 import torch
 from beartype import BeartypeConf
@@ -64,6 +64,7 @@ from torch import nn
 
 from ..compat import MSST_MODEL_KEYWORDS, drop_ignored_msst_keys
 from ..modules.band_schemas import BS_ROFORMER_BINS
+from ..modules.mask_heads import mask_estimator_kind
 from ..modules.stft import frequency_range_bins
 
 MEANING = "meaning"
@@ -231,6 +232,11 @@ class BandSplitConfig(ModelConfig):
         2, "depth of each band's mask MLP (its hidden layers: the family's rule in bs_roformer.compat)"
     )
     mlp_expansion_factor: int = setting(4, "hidden width of the mask MLPs = dim * mlp_expansion_factor")
+    mask_estimator: Union[str, Mapping[str, Any]] = setting(
+        "baseline",
+        "mask head: a kind, or {kind: ..., options} as in splifft's configs: baseline (per-band MLPs), "
+        "hyperace_residual_v1 / _v2, axial_refiner_large_v2 (bs_roformer.modules.mask_heads)",
+    )
     use_torch_checkpoint: bool = setting(False, "recompute activations in the backward pass (less memory, same results)")
     loss: str = setting("t+mrstft", "training loss: L1 terms joined by '+' (t: waveform, tf: STFT, mrstft: multi-res. STFT)")
     sum_stem_losses: bool = setting(False, "the loss sums the per-stem losses (multi-task learning) instead of averaging")
@@ -246,6 +252,7 @@ class BandSplitConfig(ModelConfig):
         super().validate()
         check_positive_integers(dim=self.dim, num_stems=self.num_stems)
         frequency_range_bins(self.stft_n_fft, self.freq_range)  # a clear error for a range outside the bins
+        mask_estimator_kind(self.mask_estimator)  # a clear error for an unknown kind or option
         if any(term not in LOSS_TERMS for term in self.loss.split("+")):
             raise ValueError(f"loss must join terms from {', '.join(LOSS_TERMS)} with '+', e.g. 't+tf'; got {self.loss!r}")
 

@@ -10,21 +10,27 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import soundfile
 import torch
 
+from ..inference import audio_io
 from .tracks import Track, find_tracks
 
 
 def read_chunk(path: Path, start: int, frames: int, channels: int) -> np.ndarray:
-    """(channels, frames) float32 from `start`, zero-padded past the end; mono is duplicated, more channels averaged."""
-    audio, _ = soundfile.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
-    audio = audio.T
-    if audio.shape[0] != channels:
-        audio = np.repeat(audio[:1], channels, axis=0) if audio.shape[0] == 1 else audio.mean(axis=0, keepdims=True).repeat(channels, axis=0)
+    """(channels, frames) float32 from `start`, zero-padded past the end, in `channels` (see `match_channels`)."""
+    audio = match_channels(audio_io.read_frames(path, start, frames).numpy(), channels)
     if audio.shape[1] < frames:
         audio = np.pad(audio, ((0, 0), (0, frames - audio.shape[1])))
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def match_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    """(c, n) -> (channels, n): mono is duplicated into both channels (the dual mono separation feeds a stereo
+    model), stereo averaged for a mono model; files of more channels are refused, as separation refuses them."""
+    audio_io.check_channels(audio.shape[0], "the audio")
+    if audio.shape[0] == channels:
+        return audio
+    return np.repeat(audio, channels, axis=0) if audio.shape[0] == 1 else audio.mean(axis=0, keepdims=True)
 
 
 def _check_stems(tracks: Sequence[Track], stems: Sequence[str]) -> None:
@@ -158,14 +164,19 @@ class RandomChunkDataset(torch.utils.data.Dataset):
 class FullTrackDataset(torch.utils.data.Dataset):
     """Whole tracks: item -> (name, mixture (channels, frames), stems (len(stems), channels, frames)).
 
-    The mixture is mixture.wav when the track has one, else the sum of the stems.
+    The mixture is mixture.wav when the track has one, else the sum of the `mixture_of` stems (default: `stems`;
+    find them with find_tracks(..., mixture_of=...)). channels: None keeps each track's own channel count.
     """
 
-    def __init__(self, tracks: Sequence[Track], stems: Sequence[str], channels: int = 2):
+    def __init__(
+        self, tracks: Sequence[Track], stems: Sequence[str], channels: Optional[int] = 2, mixture_of: Optional[Sequence[str]] = None
+    ):
         _check_stems(tracks, stems)
         self.tracks = list(tracks)
         self.stems = list(stems)
         self.channels = channels
+        self.mixture_of = list(mixture_of or stems)
+        _check_stems([track for track in self.tracks if track.mixture is None], self.mixture_of)
 
     def __len__(self) -> int:
         return len(self.tracks)
@@ -173,8 +184,17 @@ class FullTrackDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> Tuple[str, torch.Tensor, torch.Tensor]:
         """(name, mixture (channels, frames), stems (len(stems), channels, frames)), float32, read now."""
         track = self.tracks[index]
-        stems = torch.from_numpy(np.stack([read_chunk(track.stems[stem], 0, track.frames, self.channels) for stem in self.stems]))
-        mixture = torch.from_numpy(read_chunk(track.mixture, 0, track.frames, self.channels)) if track.mixture else stems.sum(dim=0)
+        channels = self.channels or track.channels
+        read = {stem: read_chunk(track.stems[stem], 0, track.frames, channels) for stem in self.stems}
+        stems = torch.from_numpy(np.stack(list(read.values())))
+        if track.mixture is not None:
+            mixture = torch.from_numpy(read_chunk(track.mixture, 0, track.frames, channels))
+        elif self.mixture_of == self.stems:
+            mixture = stems.sum(dim=0)
+        else:
+            mixture = torch.from_numpy(np.stack([
+                read[stem] if stem in read else read_chunk(track.stems[stem], 0, track.frames, channels) for stem in self.mixture_of
+            ])).sum(dim=0)
         return track.name, mixture, stems
 
 

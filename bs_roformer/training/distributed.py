@@ -1,11 +1,25 @@
-"""Distributed data parallel under `torchrun`: which process this is, and the few collectives training needs."""
+"""Distributed data parallel under `torchrun`: which process this is, and the few collectives training needs.
+
+An error on one rank must not leave the others waiting in a collective until the process group times out:
+every step where ranks could fail apart (reading data, checking a run folder, validating, saving) runs
+through `Processes.together`, which raises on every rank once any has failed.
+"""
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from ..devices import pick_device
+
+
+T = TypeVar("T")
+
+
+class OtherRankFailed(Exception):
+    """Another training process failed (its own message says why); this one stops with it."""
 
 
 @dataclass(frozen=True)
@@ -33,29 +47,30 @@ class Processes:
         return cls(rank=int(os.environ["RANK"]), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
     def device(self, requested: Optional[str]) -> torch.device:
-        """The requested device, else this process's GPU, else the CPU."""
-        if requested:
-            return torch.device(requested)
-        if torch.cuda.is_available():
-            return torch.device("cuda", self.local_rank)
-        return torch.device("cpu")
+        """The requested device, else this process's GPU, else (one process) MPS, else the CPU."""
+        return pick_device(requested, cuda_index=self.local_rank, allow_mps=not self.distributed)
 
     def join(self, device: torch.device) -> None:
         """Join the process group: nccl between GPUs, gloo between CPU processes."""
         if self.distributed and not dist.is_initialized():
+            if device.type == "cuda":  # nccl's object collectives (gather, together) run on the current GPU
+                torch.cuda.set_device(device)
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
-    def barrier(self) -> None:
+    def together(self, action: Callable[[], T]) -> T:
+        """`action()` on every rank; if it raises on any, every rank raises (its own error, else OtherRankFailed)."""
+        try:
+            result, failure = action(), None
+        except Exception as error:  # any error, bugs included: the other ranks must hear of it, then it is re-raised
+            result, failure = None, error
         if self.distributed:
-            dist.barrier()
-
-    def from_main(self, value: Any) -> Any:
-        """Rank 0's `value`, on every rank."""
-        if not self.distributed:
-            return value
-        holder = [value]
-        dist.broadcast_object_list(holder, src=0)
-        return holder[0]
+            reports = self.gather(None if failure is None else f"{type(failure).__name__}: {failure}")
+            failed = [f"rank {rank}: {report}" for rank, report in enumerate(reports) if report is not None]
+            if failed and failure is None:
+                raise OtherRankFailed(f"stopped because another training process failed ({'; '.join(failed)})")
+        if failure is not None:
+            raise failure
+        return result
 
     def gather(self, value: Any) -> list:
         """Every rank's `value`, in rank order, on every rank."""

@@ -1,12 +1,29 @@
 """Training settings: read from an MSST config's `training:` section, overridable from the command line."""
 
+import difflib
+import warnings
 from dataclasses import dataclass, fields, replace
-from typing import Any, Dict
+from typing import Any, Dict, List
 
-from ..inference.separator import PRECISIONS
+from ..devices import PRECISIONS
 
 SCHEDULERS = ("plateau", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw")
+MSST_NAMES = {"num_steps": "steps_per_epoch", "num_epochs": "epochs"}
+# `training:` keys read elsewhere: by the model and dataset builders, and MSST's use_amp by from_config
+READ_ELSEWHERE = ("instruments", "target_instrument", "model_type", "use_amp")
+# keys of MSST's training section that this trainer does not apply, with what to use instead where there is one
+MSST_NOT_APPLIED = {
+    "q": None, "coarse_loss_clip": None, "other_fix": None, "read_metadata_procs": None, "ema_momentum": "ema_decay",
+    "augmentation": "the augmentations section", "augmentation_type": "the augmentations section",
+    "augmentation_mix": "the augmentations section", "use_mp3_compress": None,
+}
+# a nearer suggestion than spelling gives for names other tools use
+SYNONYMS = {"learning_rate": "lr", "epochs_count": "epochs", "accumulation_steps": "gradient_accumulation_steps"}
+# settings a resumed run may change: the others are part of its saved state (optimizer and schedules,
+# data order), so a change would be silently overruled by the checkpoint or break the exact continuation
+CHANGEABLE_ON_RESUME = ("epochs", "grad_clip", "precision")
+INERT_ON_RESUME = ("checkpoint_every", "num_workers")  # change nothing the run computes
 
 
 @dataclass(frozen=True)
@@ -51,8 +68,8 @@ class TrainingSettings:
     def from_config(cls, config: Dict[str, Any], device_type: str = "cpu", **overrides: Any) -> "TrainingSettings":
         """Settings from `config["training"]` (MSST names accepted), then the non-None `overrides`."""
         section = dict(config.get("training") or {})
-        aliases = {"num_steps": "steps_per_epoch", "num_epochs": "epochs"}
-        values = {aliases.get(key, key): value for key, value in section.items()}
+        _warn_unknown_keys(section)
+        values = {MSST_NAMES.get(key, key): value for key, value in section.items()}
         if values.pop("use_amp", False) and device_type == "cuda":
             values.setdefault("precision", "fp16")
         known = {field.name for field in fields(cls)}
@@ -78,3 +95,36 @@ class TrainingSettings:
     def as_dict(self) -> Dict[str, Any]:
         return {field.name: getattr(self, field.name) for field in fields(self)}
 
+    def check_resume(self, saved: Dict[str, Any], run: str) -> None:
+        """Refuse settings that differ from those a run was saved with, unless a resumed run may change them
+        (those are warned about): ValueError naming each setting and both values."""
+        changed = {
+            name: (saved[name], value) for name, value in self.as_dict().items()
+            if name in saved and saved[name] != value and name not in INERT_ON_RESUME
+        }
+        refused = [f"{name} {now!r} (saved: {then!r})" for name, (then, now) in changed.items() if name not in CHANGEABLE_ON_RESUME]
+        if refused:
+            raise ValueError(
+                f"cannot resume {run} with other settings than it was saved with: {', '.join(refused)}. Resume with "
+                "the saved values (its config.yaml holds them), or start a new run with --out"
+            )
+        for name, (then, now) in changed.items():
+            warnings.warn(f"resuming {run} with {name} {now!r} (it was saved with {then!r})", stacklevel=3)
+
+
+def _warn_unknown_keys(section: Dict[str, Any]) -> None:
+    """One warning naming the keys nothing reads, each with the nearest known key; one for MSST's unapplied keys."""
+    known = [field.name for field in fields(TrainingSettings)] + [*MSST_NAMES, *READ_ELSEWHERE]
+    unknown: List[str] = []
+    for key in section:
+        key = str(key)
+        if key in known or key in MSST_NOT_APPLIED:
+            continue
+        nearest = SYNONYMS.get(key) or next(iter(difflib.get_close_matches(key, known, n=1, cutoff=0.5)), None)
+        unknown.append(f"training.{key}" + (f" (did you mean {nearest}?)" if nearest else ""))
+    if unknown:
+        warnings.warn(f"unknown training settings, ignored: {', '.join(unknown)}", stacklevel=4)
+    not_applied = [f"training.{key}" + (f" (use {MSST_NOT_APPLIED[key]})" if MSST_NOT_APPLIED[key] else "")
+                   for key in section if key in MSST_NOT_APPLIED]
+    if not_applied:
+        warnings.warn(f"MSST training settings bs_roformer's trainer does not apply: {', '.join(not_applied)}", stacklevel=4)

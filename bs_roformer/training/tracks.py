@@ -6,7 +6,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import soundfile
 
-AUDIO_SUFFIXES = (".wav", ".flac")
+from ..inference.audio_io import AUDIO_EXTENSIONS, check_channels
 
 
 @dataclass(frozen=True)
@@ -23,23 +23,42 @@ class Track:
 
 
 def find_tracks(
-    root: Union[str, Path], stems: Sequence[str], *, sample_rate: Optional[int] = None, require_mixture: bool = False
+    root: Union[str, Path],
+    stems: Sequence[str],
+    *,
+    sample_rate: Optional[int] = None,
+    require_mixture: bool = False,
+    mixture_of: Sequence[str] = (),
 ) -> List[Track]:
-    """Every track folder under `root` with a file for each stem (`<stem>.wav` or `.flac`), checked for consistency."""
-    root = Path(root)
-    layout = f"{root}/<track>/{{{','.join(stems)}}}.wav"
-    if not root.is_dir():
-        what = "is a file, not a folder" if root.exists() else "not found"
-        raise FileNotFoundError(f"dataset folder {what}: {root} (expected {layout}, as in MUSDB18-HQ's train/ and test/)")
+    """Every track folder under `root` with a file for each stem (`<stem>.wav`, `.flac`, ...), checked for consistency.
+
+    mixture_of: stems that stand in for a missing mixture file (their sum is the mix): a track without one
+    must have these too. sample_rate: refuse tracks at another rate.
+    """
+    root = check_dataset_folder(root, stems)
+    layout = _layout(root, stems)
     # hidden folders are editor and OS litter (.ipynb_checkpoints, .Trash), never tracks
     directories = sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith("."))
     if not directories:
         raise ValueError(f"{root} has no track folders; expected {layout}")
-    return [_read_track(directory, stems, sample_rate, require_mixture) for directory in directories]
+    return [_read_track(directory, stems, sample_rate, require_mixture, mixture_of) for directory in directories]
+
+
+def check_dataset_folder(root: Union[str, Path], stems: Optional[Sequence[str]] = None) -> Path:
+    """`root` as a Path, if it is a folder (FileNotFoundError showing the layout expected otherwise)."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "not found"
+        raise FileNotFoundError(f"dataset folder {what}: {root} (expected {_layout(root, stems)}, as in MUSDB18-HQ's train/ and test/)")
+    return root
+
+
+def _layout(root: Path, stems: Optional[Sequence[str]]) -> str:
+    return f"{root}/<track>/{{{','.join(stems)}}}.wav" if stems else f"{root}/<track>/<stem>.wav"
 
 
 def _find_audio(directory: Path, name: str) -> Optional[Path]:
-    return next((directory / f"{name}{suffix}" for suffix in AUDIO_SUFFIXES if (directory / f"{name}{suffix}").is_file()), None)
+    return next((directory / f"{name}{suffix}" for suffix in AUDIO_EXTENSIONS if (directory / f"{name}{suffix}").is_file()), None)
 
 
 def _info(path: Path, track: str):
@@ -49,20 +68,29 @@ def _info(path: Path, track: str):
         raise ValueError(f"track {track!r}: cannot read {path}: {error}; replace or re-export the file") from None
     if info.frames == 0:
         raise ValueError(f"track {track!r}: {path} holds no audio; replace the file or remove the track folder")
+    check_channels(info.channels, f"track {track!r}: {path}")
     return info
 
 
-def _read_track(directory: Path, stems: Sequence[str], sample_rate: Optional[int], require_mixture: bool) -> Track:
-    paths = {stem: _find_audio(directory, stem) for stem in stems}
+def _read_track(
+    directory: Path, stems: Sequence[str], sample_rate: Optional[int], require_mixture: bool, mixture_of: Sequence[str]
+) -> Track:
     mixture = _find_audio(directory, "mixture")
-    missing = [stem for stem, path in paths.items() if path is None] + (["mixture"] if require_mixture and mixture is None else [])
+    wanted = list(dict.fromkeys([*stems, *(mixture_of if mixture is None else ())]))
+    paths = {stem: _find_audio(directory, stem) for stem in wanted}
+    absent = [stem for stem, path in paths.items() if path is None]
+    # a mixture file would do instead of the stems that only sum up to the mix
+    summed = [stem for stem in absent if stem not in stems]
+    missing = absent + (["mixture"] if mixture is None and (require_mixture or summed) else [])
     if missing:
         present = sorted(path.name for path in directory.iterdir())
         # a folder of folders means the user passed the dataset root instead of its train/ or test/ split
         hint = f"; pass the folder that holds the track folders, e.g. {directory}" if present and all(
             (directory / name).is_dir() for name in present) else "; add the file or remove the track folder"
+        if summed:
+            hint += f" (the mix is the mixture file, else the sum of {', '.join(mixture_of)})"
         raise ValueError(
-            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav or .flac); it holds {present}{hint}"
+            f"track {directory.name!r} ({directory}) has no {', '.join(missing)} file (.wav, .flac, ...); it holds {present}{hint}"
         )
     infos = {path: _info(path, directory.name) for path in [*paths.values(), *([mixture] if mixture else [])]}
     first_path, first = next(iter(infos.items()))

@@ -12,7 +12,9 @@ import csv
 import hashlib
 import json
 import math
+import pickle
 import random
+import zipfile
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -27,12 +29,16 @@ from tqdm import tqdm
 from ..inference.checkpoint import read_state_dict
 from ..inference.config import model_from_config, model_type_of, read_config, stem_names
 from ..inference.loading import LoadedModel, load_fitting_weights
-from ..inference.separator import Separator, autocast
-from ..metrics import global_sdr
-from .dataset import FullTrackDataset, dataset_from_config
+from ..atomic import FileSet, atomic_path
+from ..devices import autocast
+from ..inference.separator import Separator
+from .dataset import dataset_from_config
 from .distributed import Processes
+from .evaluate import Evaluation, evaluate
 from .settings import TrainingSettings
 from .tracks import find_tracks
+
+VALIDATION_MEASURES = ("global_sdr", "mean_abs_error")
 
 PathLike = Union[str, Path]
 
@@ -59,8 +65,12 @@ class Trainer:
     else DATA/test, or `valid`).
 
     pretrained: start from these weights (any that fit: new stems get new mask heads).
-    freeze_backbone: train only the mask heads. resume: continue from out/last.ckpt.
+    freeze_backbone: train only the mask heads. resume: continue from out/last.ckpt (with the settings it was
+        saved with: a changed batch size etc. is refused, a changed epoch count warned about).
     max_steps: stop after this many optimizer steps in total (the state is saved, so --resume continues).
+
+    Under torchrun the trainer joins the process group when built and leaves it when closed: use it as
+    `with Trainer(...) as trainer: trainer.train()` (or call close()). An error on any rank is raised on all.
     """
 
     def __init__(
@@ -81,15 +91,48 @@ class Trainer:
         self.processes = Processes.start()
         self.device = self.processes.device(device)
         self.processes.join(self.device)
+        try:
+            # every rank builds and checks the same; a failure on one is raised on all
+            self.processes.together(lambda: self._build(config, data, out, valid, pretrained, freeze_backbone, resume, max_steps, progress, overrides))
+            # DDP broadcasts rank 0's weights: built after the checks, so that every rank gets there
+            self.trained = DistributedDataParallel(self.model) if self.processes.distributed else self.model
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exception) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Leave the process group (nothing to do in a single process)."""
+        self.processes.stop()
+
+    def _build(self, config, data, out, valid, pretrained, freeze_backbone, resume, max_steps, progress, overrides) -> None:
         self.config = read_config(config)
         self.settings = TrainingSettings.from_config(self.config, self.device.type, **overrides)
         self.out = Path(out)
         self.max_steps = max_steps
         self.progress = progress and self.processes.is_main
-        data = Path(data)
-        self.valid_root = Path(valid) if valid else next((data / name for name in ("valid", "test") if (data / name).is_dir()), None)
-
+        if not resume and (self.out / "last.ckpt").exists():
+            raise FileExistsError(f"{self.out} already holds a training run: pass --resume to continue it, or another --out")
         torch.manual_seed(self.settings.seed)
+        self._build_model()
+        self._build_data(Path(data), valid)  # before the weights are read: bad data is the commoner error
+        self._load_weights(pretrained, freeze_backbone)
+        self._build_optimisation()
+        self.step = 0
+        self.best_sdr = -math.inf
+        self.history: List[Dict[str, Any]] = []
+        self.epoch_losses: List[float] = []  # of the epoch under way, kept across --resume
+        if resume:
+            self._load_state(self.out / "last.ckpt")
+        else:
+            self._on_main(self._start_run_dir)
+
+    def _build_model(self) -> None:
         self.model_type = model_type_of(self.config)
         self.model = model_from_config(self.config, self.model_type).to(self.device)
         self.stems = stem_names(self.config, self.model.num_stems)
@@ -102,38 +145,37 @@ class Trainer:
             )
         # the dataset yields every instrument; the model learns these
         self.target_indices = [self.instruments.index(stem) for stem in self.stems]
+
+    def _load_weights(self, pretrained: Optional[PathLike], freeze_backbone: bool) -> None:
         if pretrained is not None:
             left_out = load_pretrained(self.model, pretrained)
             self.log(f"loaded {pretrained}" + (f"; newly initialised: {', '.join(left_out)}" if left_out else ""))
         if freeze_backbone:
             self.model.freeze_backbone()
 
+    def _build_data(self, data: Path, valid: Optional[PathLike]) -> None:
+        self.valid_root = Path(valid) if valid else next((data / name for name in ("valid", "test") if (data / name).is_dir()), None)
         self.dataset = dataset_from_config(
             self.config, data / "train", seed=self.settings.seed,
             length=self.settings.steps_per_epoch * self.batches_per_step * self.processes.world_size,
             mix_across_tracks=self.settings.remix_stems,
         )
-        self.trained = DistributedDataParallel(self.model) if self.processes.distributed else self.model
+        if self.valid_root is not None:  # checked now rather than after the first epoch
+            find_tracks(self.valid_root, self.stems, mixture_of=self.instruments)
+
+    def _build_optimisation(self) -> None:
+        settings = self.settings
         parameters = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer_class = torch.optim.AdamW if self.settings.optimizer.lower() == "adamw" else torch.optim.Adam
-        self.optimizer = optimizer_class(parameters, lr=self.settings.lr, weight_decay=self.settings.weight_decay)
+        optimizer_class = torch.optim.AdamW if settings.optimizer.lower() == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer_class(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
         self.step_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="max", factor=self.settings.reduce_factor, patience=self.settings.patience
-        ) if self.settings.scheduler == "plateau" else None
+            self.optimizer, mode="max", factor=settings.reduce_factor, patience=settings.patience
+        ) if settings.scheduler == "plateau" else None
         self.ema = AveragedModel(
-            self.model, multi_avg_fn=ema_update(self.settings.ema_decay, self.settings.ema_warmup), use_buffers=True
-        ) if self.settings.ema_decay > 0 else None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.settings.precision == "fp16")
-
-        self.step = 0
-        self.best_sdr = -math.inf
-        self.history: List[Dict[str, Any]] = []
-        self.epoch_losses: List[float] = []  # of the epoch under way, kept across --resume
-        if resume:
-            self._load_state(self.out / "last.ckpt")
-        elif self.processes.is_main:
-            self._start_run_dir()
+            self.model, multi_avg_fn=ema_update(settings.ema_decay, settings.ema_warmup), use_buffers=True
+        ) if settings.ema_decay > 0 else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=settings.precision == "fp16")
 
     @property
     def batches_per_step(self) -> int:
@@ -177,7 +219,8 @@ class Trainer:
         accumulation = self.settings.gradient_accumulation_steps
         total = 0.0
         for micro_step in range(accumulation):
-            mixture, stems = (tensor.to(self.device) for tensor in next(batches))
+            # a file that fails to read on one rank must not leave the others waiting in the gradient all-reduce
+            mixture, stems = (tensor.to(self.device) for tensor in self.processes.together(lambda: next(batches)))
             target = stems[:, self.target_indices]
             target = target[:, 0] if self.model.num_stems == 1 else target
             # DDP averages gradients only on the last micro-batch of an accumulated step
@@ -201,59 +244,59 @@ class Trainer:
         return total
 
     def _end_epoch(self, epoch: int, losses: List[float]) -> None:
-        scores = self.validate() if self.processes.is_main else None
-        scores = self.processes.from_main(scores)
+        scores = self.validate()
         row: Dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "train_loss": float(np.mean(losses)) if losses else None}
         row["lr"] = self.optimizer.param_groups[0]["lr"]
+        improved = False
         if scores is not None:
             row["valid_loss"] = scores.pop("loss")
             row.update({f"sdr_{stem}": value for stem, value in scores.items()})
             if self.plateau is not None:
                 self.plateau.step(scores["mean"])
-            if scores["mean"] > self.best_sdr:
-                self.best_sdr = scores["mean"]
-                if self.processes.is_main:
-                    self._save_weights(self.out / "best.ckpt")
+            improved = scores["mean"] > self.best_sdr
+            self.best_sdr = max(self.best_sdr, scores["mean"])
         self.history.append(row)
-        if self.processes.is_main:
-            self.log(" ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in row.items()))
-            self._write_log()
+        self.log(" ".join(f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in row.items()))
+        if improved:
+            self._on_main(lambda: self._save_weights(self.out / "best.ckpt"))
+        self._on_main(self._write_log)
         self._save_state()
 
     def _finish(self) -> None:
         if self.processes.distributed:
             digests = self.processes.gather(weights_digest(self.model))
-            if self.processes.is_main:
-                self.history[-1]["weights_digest_per_rank"] = digests
-                self._write_log()
-                if len(set(digests)) != 1:
-                    raise RuntimeError(f"the training processes ended with different weights: {digests}")
-        if self.processes.is_main:
-            self._save_weights(self.out / "final.ckpt")
-        self.processes.barrier()
+            self.history[-1]["weights_digest_per_rank"] = digests
+            self._on_main(self._write_log)
+            if len(set(digests)) != 1:  # on every rank alike
+                raise RuntimeError(f"the training processes ended with different weights: {digests}")
+        self._on_main(lambda: self._save_weights(self.out / "final.ckpt"))
 
     # --- validation ------------------------------------------------------------------------------------
 
-    def validate(self) -> Optional[Dict[str, float]]:
-        """Global SDR per stem, their mean, and the mean absolute error ("loss") of the full chunked separation
-        of every validation track."""
-        if self.valid_root is None:
-            return None
+    def separator(self) -> Separator:
+        """A Separator of the weights being trained (their EMA when kept), with the config's inference settings."""
         model = self.ema.module if self.ema is not None else self.model
         loaded = LoadedModel(model=model, model_type=self.model_type, config=self.config, stems=self.stems, source="training")
-        separator = Separator(loaded, device=str(self.device))
-        tracks = FullTrackDataset(find_tracks(self.valid_root, self.instruments), self.instruments, channels=model.audio_channels)
-        per_stem: Dict[str, List[float]] = {stem: [] for stem in self.stems}
-        errors = []
-        for _, mixture, references in tracks:
-            estimates = separator.separate_tensor(mixture)
-            for stem, index in zip(self.stems, self.target_indices):
-                per_stem[stem].append(float(global_sdr(references[index], estimates[stem])))
-                errors.append(float((references[index] - estimates[stem]).abs().mean()))
-        self.model.train()
-        scores = {stem: float(np.mean(values)) for stem, values in per_stem.items()}
-        scores["mean"] = float(np.mean(list(scores.values())))
-        scores["loss"] = float(np.mean(errors))
+        return Separator(loaded, device=str(self.device))
+
+    def validate(self) -> Optional[Dict[str, float]]:
+        """Global SDR per stem, their mean, and the mean absolute error ("loss") of the full chunked separation
+        of every validation track, scored by `evaluate` (tracks at another rate are resampled for the model).
+
+        Under torchrun every rank scores its share of the tracks and the shares are gathered, so no rank
+        waits for a whole validation (and every rank must call this)."""
+        if self.valid_root is None:
+            return None
+        part = (self.processes.rank, self.processes.world_size)
+        try:
+            share = self.processes.together(lambda: evaluate(
+                self.separator(), self.valid_root, stems=self.stems, measures=VALIDATION_MEASURES, progress=self.progress, part=part))
+        finally:
+            self.model.train()
+        overall = Evaluation.combined(self.processes.gather(share)).overall
+        scores = {stem: overall[stem]["global_sdr"] for stem in self.stems}
+        scores["mean"] = overall["mean"]["global_sdr"]
+        scores["loss"] = overall["mean"]["mean_abs_error"]
         return scores
 
     # --- state -----------------------------------------------------------------------------------------
@@ -284,16 +327,19 @@ class Trainer:
     def _stopped(self) -> bool:
         return self.max_steps is not None and self.step >= self.max_steps
 
+    def _on_main(self, action) -> None:
+        """Run `action` (a write to the run folder) on rank 0; an error there is raised on every rank."""
+        self.processes.together(lambda: action() if self.processes.is_main else None)
+
     def _start_run_dir(self) -> None:
-        if (self.out / "last.ckpt").exists():
-            raise FileExistsError(f"{self.out} already holds a training run: pass --resume to continue it, or another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         config = dict(self.config, training={**self.config["training"], **self.settings.as_dict(), "model_type": self.model_type})
         (self.out / "config.yaml").write_text(yaml.safe_dump(_plain(config), sort_keys=False), encoding="utf-8")
 
     def _save_state(self) -> None:
-        if not self.processes.is_main:
-            return
+        self._on_main(self._write_state)
+
+    def _write_state(self) -> None:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -305,26 +351,44 @@ class Trainer:
             "best_sdr": self.best_sdr,
             "history": self.history,
             "epoch_losses": self.epoch_losses,
-            "rng": _rng_states(),
+            "rng": _rng_states(self.device),
             "settings": self.settings.as_dict(),
+            "world_size": self.processes.world_size,
+            "model_config": _plain(self.config["model"]),
         }
         _atomic_save(state, self.out / "last.ckpt")
 
     def _load_state(self, path: Path) -> None:
-        if not path.is_file():
-            raise FileNotFoundError(f"nothing to resume: {path} does not exist (start without --resume)")
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step_schedule.load_state_dict(state["step_schedule"])
-        if self.plateau is not None and state["plateau"] is not None:
-            self.plateau.load_state_dict(state["plateau"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.step, self.best_sdr, self.history = state["step"], state["best_sdr"], state["history"]
-        self.epoch_losses = state["epoch_losses"]
-        _restore_rng_states(state["rng"])
+        state = read_training_state(path, self.device)
+        run = str(self.out)
+        self.settings.check_resume(state.get("settings", {}), run)
+        saved_world = state.get("world_size", self.processes.world_size)
+        if saved_world != self.processes.world_size:
+            raise ValueError(
+                f"cannot resume {run} with {self.processes.world_size} training process(es): it was saved with {saved_world}, "
+                "and each process draws its own share of the data; resume with the same --nproc_per_node"
+            )
+        saved_model, model = state.get("model_config", {}), _plain(self.config["model"])
+        changed = sorted(key for key in {*saved_model, *model} if saved_model.get(key) != model.get(key))
+        if "model_config" in state and changed:
+            raise ValueError(f"cannot resume {run} with another model: the config changes model.{', model.'.join(changed)}; "
+                             f"resume with {self.out / 'config.yaml'}, or start a new run (--checkpoint to start from its weights)")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step_schedule.load_state_dict(state["step_schedule"])
+            if self.plateau is not None and state["plateau"] is not None:
+                self.plateau.load_state_dict(state["plateau"])
+            if self.ema is not None and state["ema"] is not None:
+                self.ema.load_state_dict(state["ema"])
+            if state["scaler"]:  # empty when saved without fp16: a run may switch precision
+                self.scaler.load_state_dict(state["scaler"])
+            self.step, self.best_sdr, self.history = state["step"], state["best_sdr"], state["history"]
+            self.epoch_losses = state["epoch_losses"]
+            _restore_rng_states(state["rng"], self.device)
+        except (KeyError, RuntimeError, ValueError) as error:  # the file is ours: a mismatch here means it is not
+            raise ValueError(f"{path} does not hold a training state of this run ({type(error).__name__}: {error}); "
+                             "resume from another copy, or start again without --resume") from None
         self.log(f"resumed {path} at step {self.step}")
 
     def _save_weights(self, path: Path) -> None:
@@ -332,16 +396,34 @@ class Trainer:
         _atomic_save({key: value.detach().cpu() for key, value in model.state_dict().items()}, path)
 
     def _write_log(self) -> None:
-        (self.out / "log.json").write_text(json.dumps(self.history, indent=1), encoding="utf-8")
         columns = list(dict.fromkeys(key for row in self.history for key in row if key != "weights_digest_per_rank"))
-        with open(self.out / "log.csv", "w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, columns, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(self.history)
+        with FileSet([self.out / "log.json", self.out / "log.csv"]) as files:
+            files.temporary[self.out / "log.json"].write_text(json.dumps(self.history, indent=1), encoding="utf-8")
+            with open(files.temporary[self.out / "log.csv"], "w", newline="", encoding="utf-8") as file:
+                writer = csv.DictWriter(file, columns, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.history)
 
     def log(self, message: str) -> None:
         if self.processes.is_main:
             tqdm.write(message)
+
+
+def read_training_state(path: Path, device: torch.device) -> Dict[str, Any]:
+    """The training state a run saved in last.ckpt; ValueError saying what to do when it is missing or damaged."""
+    if not path.is_file():
+        raise FileNotFoundError(f"nothing to resume: {path} does not exist (start without --resume)")
+    damaged = f"{path} is damaged (truncated or overwritten?): resume from a copy of it, or start again without --resume"
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise ValueError(f"{damaged}; it is not a PyTorch checkpoint")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{damaged} ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
+    if not isinstance(state, dict) or "optimizer" not in state:
+        raise ValueError(f"{path} holds weights, not a training state: resume needs the last.ckpt a run saved "
+                         "(to start from weights, use --checkpoint without --resume)")
+    return state
 
 
 def ema_update(decay: float, warmup: bool):
@@ -360,30 +442,42 @@ def ema_update(decay: float, warmup: bool):
     return update
 
 
-def _rng_states() -> Dict[str, Any]:
+def _rng_states(device: torch.device) -> Dict[str, Any]:
     """The global random states, in types `torch.load(weights_only=True)` reads back."""
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     version, internal, gauss_next = random.getstate()
-    return {
+    states = {
         "torch": torch.get_rng_state(),
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian],
         "python": [version, list(internal), gauss_next],
     }
+    if torch.cuda.is_available():  # dropout on the GPU draws from the devices' generators
+        states["cuda"] = torch.cuda.get_rng_state_all()
+        if device.type == "cuda":
+            states["cuda_device"] = device.index if device.index is not None else torch.cuda.current_device()
+    return states
 
 
-def _restore_rng_states(states: Dict[str, Any]) -> None:
+def _restore_rng_states(states: Dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(states["torch"].cpu())
     kind, keys, position, has_gauss, cached_gaussian = states["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
     version, internal, gauss_next = states["python"]
     random.setstate((version, tuple(internal), gauss_next))
+    if "cuda" in states and torch.cuda.is_available():
+        cuda = [state.cpu() for state in states["cuda"]]
+        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+        saved_device = states.get("cuda_device")
+        if device.type == "cuda" and saved_device is not None and saved_device < len(cuda):
+            # the ranks draw alike (same seed, same shapes), each on its own GPU: rank 0 saved its GPU's stream,
+            # which every rank continues on its own
+            torch.cuda.set_rng_state(cuda[saved_device], device)
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
     """Write next to the target and rename, so an interrupted save never leaves a truncated checkpoint."""
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
 
 
 def _plain(value: Any) -> Any:
