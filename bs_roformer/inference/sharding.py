@@ -47,12 +47,17 @@ def share(jobs: Sequence[T], processes: Processes) -> List[T]:
 def main_first(processes: Processes) -> Iterator[None]:
     """Run the block on rank 0 first, then on the other ranks (shared downloads and exports happen once)."""
     if not processes.is_main:
-        processes.barrier()
+        _meet(processes)
     try:
         yield
     finally:
         if processes.is_main:
-            processes.barrier()
+            _meet(processes)
+
+
+def _meet(processes: Processes) -> None:
+    """Wait until every rank gets here (a collective every rank takes part in)."""
+    processes.gather(None)
 
 
 def everyone(processes: Processes, ok: bool) -> bool:
