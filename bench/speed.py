@@ -71,7 +71,9 @@ def build(implementation: str, model: str, kwargs: dict, state_dict=None, sample
     """One implementation with dropout off, in eval mode for inference; loads `state_dict` (its lineage's
     weights) when given. Returns an nn.Module (or a callable for the backends around our STFT)."""
     if model == "hyperace":  # its "upstream" is splifft's model, "ours-upstream" ours on splifft's weights
-        return splifft_peer.build("ours" if implementation == "ours-upstream" else "splifft", kwargs, state_dict)
+        if implementation == "ours-upstream":
+            return splifft_peer.build("ours", kwargs, state_dict)
+        return _loaded(splifft_peer.build("splifft", kwargs), state_dict)
     kwargs = dict(kwargs, attn_dropout=0.0, ff_dropout=0.0)
     if model == "mel":
         kwargs["linear_transformer_depth"] = 0
@@ -307,9 +309,9 @@ def main() -> None:
                     nets[impl] = build(impl, model, kwargs, state_of[impl], samples, onnx_file)
                 except RuntimeError as error:
                     notes[impl] = str(error)
-            flops = matrix_flops(nets["ours-upstream" if training else "ours"], audio, target, training)
+            flops = matrix_flops(nets["ours" if "ours" in nets else "ours-upstream"], audio, target, training)
             precisions = ["fp32"]
-            if native_bf16 and not training and (name in ("A", "M") if not args.quick else name == names[0]):
+            if native_bf16 and not training and model != "hyperace" and (name in ("A", "M") if not args.quick else name == names[0]):
                 precisions.append("bf16")
             reference = {impl: step(nets[impl], audio, target, training) for impl in nets if not training}  # fp32
             for precision in precisions:
@@ -363,7 +365,7 @@ def main() -> None:
                                      memory=memory[impl], gflops=gflops, peak=peak, agreement=agreement))
                 if precision == "bf16":
                     fp32_upstream = [row["seconds"] for row in rows if row["config"] == name and row["precision"] == "fp32" and row["implementation"] == "upstream"]
-                    if fp32_upstream:
+                    if fp32_upstream and "ours" in seconds:
                         print(f"ours bf16 is {fp32_upstream[0] / seconds['ours']:.2f}x faster than upstream fp32")
             del nets
     if args.quick:
