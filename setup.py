@@ -37,6 +37,8 @@ setup(
         # packaging: imported by the reference implementations the parity tests install
         "test": ["pytest>=7", "packaging"],
         "diagram": ["matplotlib"],
+        # ONNX export (torch's dynamo exporter needs onnxscript) and the onnxruntime backend
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
     },
     classifiers=[
         "License :: OSI Approved :: MIT License",

@@ -1,15 +1,18 @@
-"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 (row H, a HyperACE v2 mask head:
-against splifft 0.0.9), measured in the same run.
+"""Speed and memory of bs_roformer against upstream bs-roformer 0.5.1 and the MSST-lineage peers, in one run
+(row H, a HyperACE v2 mask head: against splifft 0.0.9 in place of upstream).
 
-    python bench/speed.py              # configurations A, M, C and the training step (~25 min on 2 cores)
+    python bench/speed.py              # configurations A, M, C and the training step (about two hours on 2 cores)
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
-    python bench/speed.py --only A C   # a subset
+    python bench/speed.py --only A C   # a subset; --compile adds torch.compile, --no-peers / --no-onnx drop rows
     python bench/speed.py --only V1    # frame-transformer V1 at the published size against its reference files
 
-Both implementations get the same weights and input. Times are the median of --runs runs after one
-warm-up, alternating ours and upstream, with 2 threads. Peak memory is the peak RSS of a fresh process that
-builds one implementation and runs it once. GFLOP/s counts the matrix work (matmuls and attention, from
-torch's FlopCounterMode) per second, against this machine's matmul peak measured in the same run.
+One table per configuration and precision (bf16 where the CPU has native bf16). Rows: ours; ours in ONNX
+Runtime; audio-separator 0.47.1 and splifft 0.0.9 on the same MSST-lineage weights as ours (A and M); ours
+with upstream's settings and upstream 0.5.1 on upstream-lineage weights. Every implementation gets the same
+input; times are the median of --runs runs after one warm-up, alternating, with 2 threads, and each is
+compared with ours on the same weights. Peak memory is the peak RSS of a fresh process that builds one
+implementation and runs it once. GFLOP/s counts the matrix work (matmuls and attention, from torch's
+FlopCounterMode) per second, against this machine's matmul peak of that precision measured just before.
 """
 
 import argparse
@@ -41,7 +44,9 @@ CONFIGS = {
     "V1": ("ft", dict(channels=8, num_heads=8, expansion=24, n_fft=2048), 1, 30 * 44100, False),
 }
 QUICK = {
-    "A": ("bs", dict(dim=32, depth=1, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
+    # 9 bands keep the quick ONNX export short
+    "A": ("bs", dict(dim=32, depth=1, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441,
+                     freqs_per_bands=(128,) * 8 + (1,)), 1, 22050, False),
     "M": ("mel", dict(dim=32, depth=1, num_bands=16, stereo=True, time_transformer_depth=1, freq_transformer_depth=1, stft_hop_length=441), 1, 22050, False),
     "C-train": ("bs", dict(dim=32, depth=1, stereo=True), 2, 16384, True),
     "H": ("hyperace", dict(dim=32, depth=1, chunk_size=4096), 1, 4096, False),
@@ -49,6 +54,26 @@ QUICK = {
 }
 # our settings that compute what upstream 0.5.1 computes
 AS_UPSTREAM = {"bs": dict(value_residual=True, zero_dc=False, match_input_audio_length=False), "mel": dict(zero_dc=False)}
+# ours on MSST-lineage weights, set to compute what audio-separator's copy of the MSST models computes
+AS_AUDIO_SEPARATOR = {"bs": dict(zero_dc=False, match_input_audio_length=False), "mel": dict(zero_dc=False)}
+# the configurations where the MSST-lineage peers (audio-separator, splifft) run on the same weights
+PEER_CONFIGS = ("A", "M")
+LABELS = {
+    "ours": "ours",
+    "compile": "ours, torch.compile",
+    "onnxruntime": "ours in ONNX Runtime",  # opset in the agreement column
+    "audio-separator": f"audio-separator {references.AUDIO_SEPARATOR_VERSION}",
+    "splifft": "splifft 0.0.9 (our STFT)",
+    "ours-upstream": "ours as upstream 0.5.1",
+    "upstream": f"upstream {references.UPSTREAM_VERSION}",
+}
+# the rows whose "upstream" is another reference: what it is
+REFERENCE_NOTES = {
+    "hyperace": "HyperACE v2 head; upstream is splifft 0.0.9: at random weights its norm chains amplify float32 rounding",
+    "ft": "frame-transformer V1; upstream is the reference files at commit 90ab4e3",
+}
+# each row's speed is compared with ours on the same weights
+BASELINE = {"upstream": "ours-upstream", "ours-upstream": "ours-upstream"}
 
 
 class OnMagnitudes(torch.nn.Module):
@@ -67,38 +92,84 @@ class OnMagnitudes(torch.nn.Module):
 
 
 def build_frame_transformer(implementation: str, kwargs: dict, state_dict=None):
+    """The reference V1 ("upstream"), or ours on the reference's weights ("ours-upstream")."""
     import frame_transformer_reference
     from bs_roformer import FrameTransformer
 
     if implementation == "upstream":
         network = frame_transformer_reference.frame_transformer().V1(**kwargs, dropout=0.0)
-        return OnMagnitudes(network, "__call__", kwargs["n_fft"])  # the reference overrides __call__, not forward
-    wrapped = OnMagnitudes(FrameTransformer(**kwargs, dropout=0.0), "mask_logits", kwargs["n_fft"])
-    if state_dict is not None:
-        wrapped.load_state_dict(state_dict, strict=True)
-    return wrapped
+        return _loaded(OnMagnitudes(network, "__call__", kwargs["n_fft"]), state_dict)  # the reference overrides __call__
+    return _loaded(OnMagnitudes(FrameTransformer(**kwargs, dropout=0.0), "mask_logits", kwargs["n_fft"]), state_dict)
 
 
-def build(implementation: str, model: str, kwargs: dict, state_dict=None):
-    """One implementation with dropout off; ours loads the given (upstream) weights strictly. "upstream" is
-    upstream bs-roformer 0.5.1, or for the frame-transformer its reference files."""
-    if model == "ft":
+def build(implementation: str, model: str, kwargs: dict, state_dict=None, samples: int = 0, onnx_file=None):
+    """One implementation with dropout off, in eval mode for inference; loads `state_dict` (its lineage's
+    weights) when given. Returns an nn.Module (or a callable for the backends around our STFT)."""
+    if model == "ft":  # its "upstream" is the reference files at 90ab4e3
         return build_frame_transformer(implementation, kwargs, state_dict)
+    if model == "hyperace":  # its "upstream" is splifft's model, "ours-upstream" ours on splifft's weights
+        if implementation == "ours-upstream":
+            return splifft_peer.build("ours", kwargs, state_dict)
+        return _loaded(splifft_peer.build("splifft", kwargs), state_dict)
     kwargs = dict(kwargs, attn_dropout=0.0, ff_dropout=0.0)
-    if model == "hyperace":  # the "upstream" implementation of this row is splifft's
-        return splifft_peer.build(implementation, kwargs, state_dict)
     if model == "mel":
         kwargs["linear_transformer_depth"] = 0
     if implementation == "upstream":
         upstream = references.upstream()
-        return (upstream.BSRoformer if model == "bs" else upstream.MelBandRoformer)(**kwargs)
+        net = (upstream.BSRoformer if model == "bs" else upstream.MelBandRoformer)(**kwargs)
+        return _loaded(net, state_dict)
+    if implementation == "audio-separator":
+        separator = references.audio_separator()
+        if model == "mel":
+            del kwargs["linear_transformer_depth"]  # not a keyword of MSST's Mel model
+        net = (separator.BSRoformer if model == "bs" else separator.MelBandRoformer)(**kwargs)
+        return _loaded(net, state_dict)
     from bs_roformer import BSRoformer, MelBandRoformer
     from bs_roformer.inference.loading import load_weights
 
-    ours = (BSRoformer if model == "bs" else MelBandRoformer)(**kwargs, **AS_UPSTREAM[model])
+    settings = AS_UPSTREAM if implementation in ("ours-upstream",) else AS_AUDIO_SEPARATOR
+    ours = (BSRoformer if model == "bs" else MelBandRoformer)(**kwargs, **settings[model])
     if state_dict is not None:
         load_weights(ours, state_dict)  # also maps upstream Mel's empty linear-layer slot
-    return ours
+    if implementation in ("ours", "ours-upstream"):
+        return ours
+    from bs_roformer.inference.backends import AroundMasks, CompiledMasks
+
+    ours.eval()
+    if implementation == "compile":
+        return AroundMasks(ours, CompiledMasks(ours))
+    if implementation == "onnxruntime":
+        from bs_roformer.inference.onnx_export import OnnxMasks, fingerprint
+
+        return AroundMasks(ours, OnnxMasks(onnx_file, fingerprint(ours), threads=torch.get_num_threads()))
+    if implementation == "splifft":
+        return AroundMasks(ours, splifft_network(model, kwargs, ours, samples))
+    raise ValueError(f"unknown implementation {implementation!r}")
+
+
+def splifft_network(model: str, kwargs: dict, ours, samples: int):
+    """splifft's spectrum -> masks network with our weights (it leaves the STFT to its caller)."""
+    if model != "bs":
+        raise RuntimeError("splifft's Mel-Band RoFormer needs torchaudio (its mel filter bank), not installed here")
+    with references.splifft_bs_roformer() as splifft:
+        params = splifft.BSRoformerParams(
+            chunk_size=samples, output_stem_names=("vocals",), dim=kwargs["dim"], depth=kwargs["depth"],
+            band_config=splifft.FixedBandsConfig(kind="fixed", **{key: tuple(kwargs[key]) for key in ("freqs_per_bands",) if key in kwargs}),
+            stft_hop_length=kwargs["stft_hop_length"],
+            stereo=kwargs["stereo"], time_transformer_depth=kwargs["time_transformer_depth"],
+            freq_transformer_depth=kwargs["freq_transformer_depth"],
+        )
+        net = splifft.BSRoformer(params)
+    # splifft keeps its rotary tables out of the state dict; the other keys are ours
+    state = {key: value for key, value in ours.state_dict().items() if not key.endswith("rotary_embed.freqs")}
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def _loaded(net, state_dict):
+    if state_dict is not None:
+        net.load_state_dict(state_dict, strict=True)
+    return net
 
 
 def inputs(batch: int, samples: int, seed: int = 0):
@@ -109,7 +180,7 @@ def inputs(batch: int, samples: int, seed: int = 0):
 
 
 def step(model, audio, target, training: bool, precision: str = "fp32"):
-    """One inference forward, or one training forward + backward; returns the output or the loss."""
+    """One inference forward (output as (b, values, t) float32), or one training forward + backward (the loss)."""
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     if training:
         model.train()
@@ -118,9 +189,11 @@ def step(model, audio, target, training: bool, precision: str = "fp32"):
             loss = model(audio, target=target)
         loss.backward()
         return loss.detach()
-    model.eval()
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     with torch.inference_mode(), autocast:
-        return model(audio).float()
+        out = model(audio).float()
+    return out.reshape(out.shape[0], -1, out.shape[-1])  # MSST's single stem has a stem axis, ours not
 
 
 def timed(fn) -> float:
@@ -168,7 +241,7 @@ def matrix_flops(model, audio, target, training: bool) -> float:
     return counter.get_total_flops()
 
 
-def peak_memory_mb(implementation: str, name: str, weights: Path, quick: bool) -> float:
+def peak_memory_mb(implementation: str, name: str, weights: Path, quick: bool, onnx_file=None) -> float:
     """Peak RSS of a fresh process that runs one step of one implementation."""
     child = f"""
 import sys, torch
@@ -178,20 +251,40 @@ from peak_rss import peak_rss_mb
 torch.set_num_threads(2)
 model, kwargs, batch, samples, training = (speed.QUICK if {quick} else speed.CONFIGS)[{name!r}]
 state = torch.load({str(weights)!r}, weights_only=True)
-net = speed.build({implementation!r}, model, kwargs, state if {implementation!r} == "ours" else None)
-if {implementation!r} == "upstream":
-    net.load_state_dict(state)
+net = speed.build({implementation!r}, model, kwargs, state, samples, {str(onnx_file) if onnx_file else None!r})
 del state
 audio, target = speed.inputs(batch, samples)
 speed.step(net, audio, target, training)
 print(peak_rss_mb())
 """
-    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"  (peak memory of {implementation} not measured: {result.stderr.strip().splitlines()[-1]})")
+        return float("nan")
     return float(result.stdout.strip().splitlines()[-1])
 
 
 def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     return (10 * torch.log10(reference.pow(2).sum() / (estimate - reference).pow(2).sum())).item()
+
+
+def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((estimate - reference).abs().max() / reference.abs().max()).item()
+
+
+def implementations_of(name: str, args, configs) -> list:
+    """The rows of a configuration's tables, ours first."""
+    model, training = configs[name][0], configs[name][4]
+    if training or model in REFERENCE_NOTES:
+        return ["ours-upstream", "upstream"]
+    rows = ["ours"]
+    if args.compile:
+        rows.append("compile")
+    if args.onnx and (not args.quick or name == next(iter(configs))):  # quick: one export is enough of a smoke test
+        rows.append("onnxruntime")
+    if args.peers and name in PEER_CONFIGS:
+        rows += ["audio-separator", "splifft"]
+    return rows + ["ours-upstream", "upstream"]
 
 
 def main() -> None:
@@ -200,63 +293,118 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    parser.add_argument("--no-peers", dest="peers", action="store_false", help="skip audio-separator and splifft")
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX Runtime rows")
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile row (compile time reported apart)")
+    parser.add_argument("--onnx-opset", type=int, default=18, help="opset of the ONNX Runtime rows (23: fused Attention and RMSNormalization)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     _register_cpu_attention_flops()
     configs = QUICK if args.quick else CONFIGS
     names = [name for name in configs if args.only is None or name in args.only]
     runs = 1 if args.quick else args.runs
+    if args.onnx:
+        try:
+            import onnxruntime, onnxscript  # noqa: F401
+        except ImportError:
+            print("(onnxruntime / onnxscript not installed: no ONNX Runtime rows; pip install 'bs-roformer[onnx]')")
+            args.onnx = False
 
     # a CPU without native bf16 (no AVX512-BF16 / AMX) runs bf16 matmuls through a slow fallback
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, size=512)
-    native_bf16 = peak16 > peak32
-    print(f"matmul peak on this machine at the start (2 threads): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
-          f"{'' if native_bf16 else ' (no native bf16: the bf16 rows are skipped)'}\n")
-    header = f"{'config':10s}{'ours s':>9s}{'upstream s':>12s}{'speed-up':>10s}{'ours MB':>10s}{'upstr. MB':>11s}{'GFLOP/s':>9s}{'peak':>7s}{'of peak':>9s}  agreement"
-    print(header)
-    print("-" * len(header))
+    cpuinfo = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    flags = sorted({flag for flag in cpuinfo if flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")})
+    # the flags when the CPU reports them (a loaded machine's matmul timings cannot tell)
+    native_bf16 = bool({"avx512_bf16", "amx_bf16"} & set(flags)) if cpuinfo else peak16 > peak32
+    print(f"matmul peak on this machine at the start (2 threads): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s; "
+          f"CPU flags {' '.join(flags) or 'unknown'}{'' if native_bf16 else ' (no native bf16: the bf16 tables are skipped)'}")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             model, kwargs, batch, samples, training = configs[name]
+            implementations = implementations_of(name, args, configs)
             torch.manual_seed(0)
-            upstream = build("upstream", model, kwargs)
-            weights = Path(folder) / f"{name}.pt"
-            torch.save(upstream.state_dict(), weights)
-            ours = build("ours", model, kwargs, upstream.state_dict())
+            upstream_state = build("upstream", model, kwargs).state_dict()
+            torch.manual_seed(0)
+            msst_state = upstream_state if model in REFERENCE_NOTES else build("ours", model, kwargs).state_dict()
+            weights = {}
+            for lineage, state in (("upstream", upstream_state), ("msst", msst_state)):
+                weights[lineage] = Path(folder) / f"{name}-{lineage}.pt"
+                torch.save(state, weights[lineage])
+            state_of = {impl: upstream_state if impl in ("upstream", "ours-upstream") else msst_state for impl in implementations}
+            onnx_file = None
+            if "onnxruntime" in implementations:
+                from bs_roformer.inference.onnx_export import export_onnx
+
+                onnx_file = Path(folder) / f"{name}.onnx"
+                export_seconds = timed(lambda: export_onnx(build("ours", model, kwargs, msst_state), onnx_file, opset=args.onnx_opset))
             audio, target = inputs(batch, samples)
 
-            expected, got = step(upstream, audio, target, training), step(ours, audio, target, training)  # warm-up
-            if training:
-                agreement = max((a.grad - b.grad).abs().max().item() for a, b in zip(ours.parameters(), upstream.parameters()) if a.grad is not None)
-                agreement /= max(p.grad.abs().max().item() for p in upstream.parameters() if p.grad is not None)
-                agreement_text = f"gradients within {agreement:.1e} of the largest"
-            else:
-                agreement = ((got - expected).abs().max() / expected.abs().max()).item()
-                agreement_text = f"outputs within {agreement:.1e} of the scale"
-                if model == "hyperace":
-                    agreement_text += " (vs splifft; at random weights its norm chains amplify float32 rounding)"
-            times = {"ours": [], "upstream": []}
-            for _ in range(runs):
-                times["ours"].append(timed(lambda: step(ours, audio, target, training)))
-                times["upstream"].append(timed(lambda: step(upstream, audio, target, training)))
-            ours_s, upstream_s = statistics.median(times["ours"]), statistics.median(times["upstream"])
-            flops = matrix_flops(ours, audio, target, training)
-            memory = {impl: float("nan") if args.no_memory else peak_memory_mb(impl, name, weights, args.quick) for impl in times}
-            gflops = flops / ours_s / 1e9
-            # this VM's throughput drifts (77 to 180 GFLOP/s seen): compare with the peak measured just now
-            peak32 = max(matmul_peak(torch.float32), matmul_peak(torch.float32))
-            print(f"{name:10s}{ours_s:9.2f}{upstream_s:12.2f}{upstream_s / ours_s:9.2f}x{memory['ours']:10.0f}{memory['upstream']:11.0f}"
-                  f"{gflops:9.0f}{peak32:7.0f}{gflops / peak32:9.0%}  {agreement_text}", flush=True)
-            rows.append(dict(config=name, ours=ours_s, upstream=upstream_s, memory=memory, gflops=gflops, peak=peak32, agreement=agreement))
-
-            if native_bf16 and (name == "A" or (args.quick and name == names[0])):
-                bf16_s = statistics.median([timed(lambda: step(ours, audio, target, training, "bf16")) for _ in range(runs + 1)][1:] or [0])
-                snr = snr_db(step(ours, audio, target, training, "bf16"), got)
-                print(f"{name + ' bf16':10s}{bf16_s:9.2f}{upstream_s:12.2f}{upstream_s / bf16_s:9.2f}x{'':21s}{flops / bf16_s / 1e9:9.0f}{peak16:7.0f}"
-                      f"{flops / bf16_s / 1e9 / peak16:9.0%}  SNR {snr:.1f} dB against our fp32 (of bf16 peak)", flush=True)
-                rows.append(dict(config=name + " bf16", ours=bf16_s, upstream=upstream_s, snr=snr))
-            del upstream, ours
+            nets, notes = {}, {}
+            for impl in implementations:
+                try:
+                    nets[impl] = build(impl, model, kwargs, state_of[impl], samples, onnx_file)
+                except RuntimeError as error:
+                    notes[impl] = str(error)
+            flops = matrix_flops(nets["ours" if "ours" in nets else "ours-upstream"], audio, target, training)
+            precisions = ["fp32"]
+            if native_bf16 and not training and model not in REFERENCE_NOTES and (name in ("A", "M") if not args.quick else name == names[0]):
+                precisions.append("bf16")
+            reference = {impl: step(nets[impl], audio, target, training) for impl in nets if not training}  # fp32
+            for precision in precisions:
+                if precision == "bf16":
+                    nets.pop("onnxruntime", None)  # an fp32 graph
+                warm = {impl: timed(lambda: step(nets[impl], audio, target, training, precision)) for impl in nets}
+                times = {impl: [] for impl in nets}
+                for _ in range(runs):  # alternating, so drift hits every implementation alike
+                    for impl in nets:
+                        times[impl].append(timed(lambda: step(nets[impl], audio, target, training, precision)))
+                seconds = {impl: statistics.median(values) for impl, values in times.items()}
+                memory = {impl: float("nan") if args.no_memory or precision != "fp32"
+                          else peak_memory_mb(impl, name, weights["upstream" if impl in ("upstream", "ours-upstream") else "msst"], args.quick, onnx_file)
+                          for impl in nets}
+                peak = max(matmul_peak(torch.float32), matmul_peak(torch.float32)) if precision == "fp32" else matmul_peak(torch.bfloat16, size=512)
+                description = f"{name} {precision}: {model.upper()} " + ", ".join(f"{key} {value}" for key, value in kwargs.items() if key in ("dim", "depth", "num_bands"))
+                print(f"\n{description}, batch {batch}, {samples} samples{', training step' if training else ''}; "
+                      f"{precision} matmul peak now {peak:.0f} GFLOP/s")
+                header = f"{'implementation':28s}{'seconds':>9s}{'x ours time':>13s}{'peak MB':>9s}{'GFLOP/s':>9s}{'of peak':>9s}  agreement"
+                print(header)
+                print("-" * len(header))
+                for impl in implementations:
+                    if impl not in nets:
+                        print(f"{LABELS[impl]:28s}  n/a: {notes.get(impl, 'fp32 only')}")
+                        continue
+                    baseline = BASELINE.get(impl, "ours")
+                    ratio = seconds[impl] / seconds[baseline]
+                    gflops = flops / seconds[impl] / 1e9
+                    if training:
+                        if impl == "upstream":
+                            grads = [(a.grad, b.grad) for a, b in zip(nets["ours-upstream"].parameters(), nets["upstream"].parameters()) if a.grad is not None]
+                            agreement = max((a - b).abs().max().item() for a, b in grads) / max(b.abs().max().item() for _, b in grads)
+                            text = f"gradients within {agreement:.1e} of the largest"
+                        else:
+                            agreement, text = 0.0, "-"
+                    elif precision == "fp32":
+                        agreement = relative_error(reference[impl], reference[baseline])
+                        text = "-" if impl == baseline else f"outputs within {agreement:.1e} of the scale"
+                    else:
+                        agreement = snr_db(step(nets[impl], audio, target, training, precision), reference[baseline])
+                        text = f"SNR {agreement:.1f} dB against {LABELS[baseline]} fp32"
+                    if impl == "compile":
+                        text += f"; first call {warm[impl]:.1f} s (compiling)"
+                    if impl == "onnxruntime":
+                        text += f"; opset {args.onnx_opset}, export {export_seconds:.1f} s"
+                    faster = "-" if impl == baseline else f"{ratio:.2f}x"
+                    if impl == "upstream" and model in REFERENCE_NOTES:
+                        text += f" ({REFERENCE_NOTES[model]})"
+                    print(f"{LABELS[impl]:28s}{seconds[impl]:9.2f}{faster:>13s}{memory[impl]:9.0f}{gflops:9.0f}{gflops / peak:9.0%}  {text}", flush=True)
+                    rows.append(dict(config=name, precision=precision, implementation=impl, seconds=seconds[impl], ratio=ratio,
+                                     memory=memory[impl], gflops=gflops, peak=peak, agreement=agreement))
+                if precision == "bf16":
+                    fp32_upstream = [row["seconds"] for row in rows if row["config"] == name and row["precision"] == "fp32" and row["implementation"] == "upstream"]
+                    if fp32_upstream and "ours" in seconds:
+                        print(f"ours bf16 is {fp32_upstream[0] / seconds['ours']:.2f}x faster than upstream fp32")
+            del nets
     if args.quick:
         print("\n(quick mode: tiny models, timings are not meaningful)")
     print(json.dumps(rows), file=sys.stderr)

@@ -28,6 +28,7 @@ _LAZY = {
     "LoadedModel": ".inference",
     "REGISTRY": ".inference",
     "Separator": ".inference",
+    "export_onnx": ".inference",
     "load_model": ".inference",
     "read_audio": ".inference",
     "read_config": ".inference",

@@ -1,12 +1,12 @@
-"""The `bs-roformer` command: separate (the default), models, train, evaluate."""
+"""The `bs-roformer` command: separate (the default), models, train, evaluate, export."""
 
 import sys
 from typing import List, Optional
 
-from . import evaluate, models, separate, train
+from . import evaluate, export, models, separate, train
 from .interrupts import run_interruptible
 
-COMMANDS = {"separate": separate, "models": models, "train": train, "evaluate": evaluate}
+COMMANDS = {"separate": separate, "models": models, "train": train, "evaluate": evaluate, "export": export}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

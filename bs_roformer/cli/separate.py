@@ -16,7 +16,9 @@ from tqdm import tqdm
 
 from ..compat import cli_flags
 from ..devices import PRECISIONS
+from ..inference import sharding
 from ..inference.audio_io import DEFAULT_TEMPLATE, SUBTYPES, check_format
+from ..inference.backends import BACKENDS
 from ..inference.batch import find_inputs, plan
 from ..inference.config import MODEL_TYPES
 from ..inference.ensemble import ALGORITHMS
@@ -88,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", "--batch_size", type=int, default=None, help="chunks per model call (default: from the config)")
     run.add_argument("--use_tta", "--tta", action="store_true", help="test-time augmentation: average with channel-swapped and polarity-inverted passes (3x slower)")
     run.add_argument("--precision", choices=sorted(PRECISIONS), default="fp32", help="fp32 (default), or bf16/fp16 autocast")
+    run.add_argument("--backend", choices=BACKENDS, default="torch",
+                     help="torch (default), or onnxruntime: the network runs in ONNX Runtime (pip install 'bs-roformer[onnx]')")
+    run.add_argument("--onnx", default=None, metavar="FILE", help="the model's ONNX file for --backend onnxruntime (from "
+                     "`bs-roformer export`; default: exported on first use into the cache)")
+    run.add_argument("--compile", action="store_true", help="torch.compile the network (compiles for a minute or more; pays off for long batches)")
     run.add_argument("--disable_detailed_pbar", "--no-chunk-progress", action="store_true", help="no per-chunk progress bar")
     return parser
 
@@ -121,6 +128,7 @@ def main(argv: List[str]) -> int:
     device = "cpu" if args.force_cpu else args.device
     if device is None and args.device_ids:
         device = f"cuda:{args.device_ids[0]}"
+    processes, device = sharding.start(device)  # under torchrun: this rank's share of the files
     options = dict(
         device=device,
         chunk_size=args.chunk_size,
@@ -133,10 +141,14 @@ def main(argv: List[str]) -> int:
     )
     if len(models) > 1:
         return separate_with_ensemble(args, models, [item.path for item in inputs], errors, options)
+    separator = None
     try:
-        separator = Separator(models[0] if models else None, config=args.config, model_type=args.model_type, **options)
-    except (OSError, ValueError) as error:  # the loaders' errors for bad files and configs
+        with sharding.main_first(processes):
+            separator = Separator(models[0] if models else None, config=args.config, model_type=args.model_type, **options,
+                                  backend=args.backend, compile=args.compile, onnx=args.onnx)
+    except (OSError, ValueError, ImportError) as error:  # the loaders' errors for bad files and configs
         print(f"bs-roformer: cannot load the model: {error}", file=sys.stderr)
+    if not sharding.everyone(processes, separator is not None):
         return 1
     notes = list(separator.loaded.notes)
     if args.extract_instrumental and "vocals" not in separator.stems:
@@ -147,8 +159,9 @@ def main(argv: List[str]) -> int:
     except SeparationError as error:
         print(f"bs-roformer: {error}", file=sys.stderr)
         return 2
-    for note in notes + planned:
+    for note in notes + planned if processes.is_main else []:
         print(f"note: {note}", file=sys.stderr)
+    jobs, errors = sharding.share(jobs, processes), errors if processes.is_main else []
 
     total, written, skipped = len(jobs) + len(errors), 0, []
     for job in tqdm(jobs, unit="file", desc="files", disable=len(jobs) < 2):
@@ -179,7 +192,10 @@ def main(argv: List[str]) -> int:
             tqdm.write(f"error: {message}", file=sys.stderr)
         for warning in caught:
             tqdm.write(f"warning: {warning.message}", file=sys.stderr)
-    return summary(written, total, skipped, errors, output)
+    tally = sharding.combined(processes, sharding.Tally(total, written, errors, skipped))
+    if not processes.is_main:
+        return 1 if tally.errors else 0
+    return summary(tally.written, tally.inputs, tally.skipped, tally.errors, output)
 
 
 def describe(error: BaseException, source: Path) -> str:

@@ -5,6 +5,7 @@ from .audio_io import read_audio
 from .config import read_config
 from .errors import AudioFileError, SeparationError
 from .loading import LoadedModel, load_model
+from .onnx_export import export_onnx
 from .overlap_add import ChunkLayout, overlap_add
 from .registry import DEFAULT_MODEL, REGISTRY
 from .separator import Separator
@@ -17,6 +18,7 @@ __all__ = [
     "REGISTRY",
     "SeparationError",
     "Separator",
+    "export_onnx",
     "load_model",
     "overlap_add",
     "pick_device",

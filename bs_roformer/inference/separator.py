@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..devices import PRECISIONS, autocast, pick_device
 from . import audio_io
+from .backends import model_runner
 from .crops import CropScheme
 from .errors import SeparationError
 from .lossless import complement_name, distribute_residual, receiving_stems
@@ -55,6 +56,9 @@ class Separator:
     tta: also separate the channel-swapped and polarity-inverted mix, and average (3x the compute).
     precision: "fp32" (default), "bf16" or "fp16" autocast for the model.
     device: "cuda", "mps", "cpu", ...; default CUDA > MPS > CPU.
+    backend: "torch" (default) or "onnxruntime": the network between STFT and iSTFT runs in ONNX Runtime, from
+        the `onnx` file (see `export_onnx`) or one exported on first use into the cache's onnx/ folder.
+    compile: run the network through torch.compile (pays off for long inputs; see README, Speed and memory).
     A list of models gives an `Ensemble` (keywords `ensemble=` rule and `weights=`; see ensemble.py).
     """
 
@@ -81,6 +85,9 @@ class Separator:
         precision: str = "fp32",
         progress: bool = False,
         cache=None,
+        backend: str = "torch",
+        compile: bool = False,
+        onnx: Union[str, Path, None] = None,
     ):
         if not isinstance(model, LoadedModel):
             model = load_model(model, config=config, model_type=model_type, cache=cache, progress=progress)
@@ -90,6 +97,8 @@ class Separator:
         self.device = pick_device(device)
         self.model = self.loaded.model.to(self.device).eval()
         self.precision = precision
+        self._run = model_runner(self.loaded, self.device, backend=backend, compile=compile, onnx=onnx,
+                                 precision=precision, cache=cache, progress=progress)
         self.tta = tta
         self.progress = progress
         self.normalize = self.loaded.normalize if normalize is None else normalize
@@ -290,7 +299,7 @@ class Separator:
         if model_channels == 1 and channels == 2:  # a mono model separates each channel on its own
             chunks = chunks.reshape(batch * 2, 1, length)
         with torch.inference_mode(), autocast(self.device, self.precision):
-            estimates = self.model(chunks)
+            estimates = self._run(chunks)
         if estimates.ndim == 3:  # one stem: (b, channels, t)
             estimates = estimates[:, None]
         if model_channels == 1 and channels == 2:

@@ -141,7 +141,16 @@ class BandSplitModel(ConfiguredModel):
         """
         audio = self._check_audio(raw_audio)
         spec = self.stft(audio)  # (b, (f s), frames, 2)
+        stems = self.stems_from_masks(spec, self.masks(spec), audio.shape[-1])
+        if target is None:
+            return stems
+        return self._loss(stems, self._check_target(target, stems, audio.shape[-1]), return_loss_breakdown)
 
+    def masks(self, spec: torch.Tensor) -> torch.Tensor:
+        """The network between STFT and iSTFT: spectrum (b, (f s), frames, 2) -> masks (b, n, (f s), frames, 2).
+
+        The part ONNX export and torch.compile take (bs_roformer.inference.onnx_export): no FFT inside.
+        """
         x = self.bands.gather(spec).to(self.band_split.to_features[0][1].weight.dtype)
         x = maybe_checkpoint(self.use_torch_checkpoint, self.band_split, x)  # (b, frames, bands, dim)
         x = self.layers(x)
@@ -150,17 +159,14 @@ class BandSplitModel(ConfiguredModel):
         band_masks = torch.stack(
             [maybe_checkpoint(self.use_torch_checkpoint, estimator, x) for estimator in self.mask_estimators], dim=1
         )  # (b, n, frames, band values)
-        masks = self.bands.scatter(band_masks)  # (b, n, (f s), frames, 2)
+        return self.bands.scatter(band_masks)
+
+    def stems_from_masks(self, spec: torch.Tensor, masks: torch.Tensor, input_length: int) -> torch.Tensor:
+        """Masked spectrum -> iSTFT: (b, (f s), frames, 2), (b, n, (f s), frames, 2) -> stems as `forward`."""
         stems_spec = complex_multiply(rearrange(spec, "b f t c -> b 1 f t c"), masks)
-
-        length = audio.shape[-1] if self.match_input_audio_length else None
+        length = input_length if self.match_input_audio_length else None
         stems = self.stft.inverse(stems_spec, length=length)  # (b, n, s, t')
-        if self.num_stems == 1:
-            stems = rearrange(stems, "b 1 s t -> b s t")
-
-        if target is None:
-            return stems
-        return self._loss(stems, self._check_target(target, stems, audio.shape[-1]), return_loss_breakdown)
+        return rearrange(stems, "b 1 s t -> b s t") if self.num_stems == 1 else stems
 
     def _loss(self, estimate: torch.Tensor, target: torch.Tensor, return_loss_breakdown: bool):
         terms = tuple(self._loss_term(name, estimate, target) for name in self.loss_terms)

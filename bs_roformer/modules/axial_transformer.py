@@ -9,6 +9,7 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
 from .checkpointing import maybe_checkpoint
+from .graph_capture import capturing_graph
 from .pope import PolarEmbedding
 from .transformer import Transformer
 
@@ -129,7 +130,7 @@ class AxialTransformer(nn.ModuleList):
         tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
         one big tensor instead would make autograd zero-fill a full-size gradient for every group).
         """
-        if self.training and getattr(transformer, "batch_statistics", False):
+        if capturing_graph() or (self.training and getattr(transformer, "batch_statistics", False)):
             return self._along_at_once(axis, transformer, x, value_residual)
         batch, frames, bands, dim = x.shape
         length, count = (frames, bands) if axis == "t" else (bands, frames)
@@ -157,7 +158,8 @@ class AxialTransformer(nn.ModuleList):
         self, axis: str, transformer: nn.Module, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]
     ) -> Tuple[torch.Tensor, Optional[List[torch.Tensor]]]:
         """`_along` as one pass over all sequences, without in-place writes: for batch norm in training,
-        whose statistics (and running averages) are those of all sequences together, as in the reference."""
+        whose statistics (and running averages) are those of all sequences together, as in the reference;
+        and for a captured graph, whose batch size and length may vary (see graph_capture.py)."""
         pattern = "b t f d -> (b f) t d" if axis == "t" else "b t f d -> (b t) f d"
         residual = None if value_residual is None else value_residual[0]
         out, values = maybe_checkpoint(self.use_torch_checkpoint, transformer, rearrange(x, pattern), residual)

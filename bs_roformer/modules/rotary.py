@@ -13,11 +13,16 @@ import torch
 from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
+from .graph_capture import capturing_graph
+
 
 def rotary_tables(rotary_embed: Union[RotaryEmbedding, "RotaryFrequencies"], seq_len: int, device: torch.device) -> torch.Tensor:
-    """exp(i * position * frequency): (seq_len, dim_head / 2) complex64, one frequency per feature pair."""
+    """exp(i * position * frequency): (seq_len, dim_head / 2) complex64, one frequency per feature pair
+    (as real (cos, sin) pairs while a graph is captured)."""
     positions = torch.arange(seq_len, device=device, dtype=torch.float32)
     angles = torch.outer(positions, rotary_embed.freqs.to(device=device, dtype=torch.float32))
+    if capturing_graph():  # no complex numbers in ONNX (nor well in inductor): (cos, sin) pairs (seq_len, dim_head / 2, 2)
+        return torch.stack((angles.cos(), angles.sin()), dim=-1)
     return torch.polar(torch.ones_like(angles), angles)
 
 
@@ -29,6 +34,9 @@ def apply_rotary(x: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
     """
     dtype = torch.promote_types(x.dtype, torch.float32)
     pairs = x.to(dtype).unflatten(-1, (-1, 2))
+    if not rotation.is_complex():  # the real tables of a captured graph
+        (x1, x2), (cos, sin) = pairs.unbind(-1), rotation.unbind(-1)
+        return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2).to(x.dtype)
     if pairs.stride(-1) != 1 or any(stride % 2 for stride in pairs.stride()[:-1]):
         pairs = pairs.contiguous()
     rotated = torch.view_as_real(torch.view_as_complex(pairs) * rotation).flatten(-2)
