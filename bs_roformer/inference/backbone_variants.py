@@ -2,8 +2,8 @@
 Conformer, value residual; telling them from their keys, and loading them.
 
 compat.recognise_roformer runs its plain RoFormer inference on `backbone_view(state_dict)` and then
-`apply_backbone_variant`; load_weights (loading.py) restores fixed PoPE frequencies with
-`restore_exact_pope_frequencies`. The variants' checkpoint quirks (shared biases stored once, the
+`apply_backbone_variant`; loading.py restores fixed PoPE frequencies with the rotary ones. The variants'
+checkpoint quirks (shared biases stored once, the
 conventions value-residual weights imply) are in bs_roformer.compat.
 """
 
@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from ..compat import SHARED_BIASES
-from ..modules.pope import pope_inverse_frequencies
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -122,21 +121,3 @@ def check_known_key_families(state_dict: StateDict) -> None:
         f"these weights hold tensors of no architecture bs_roformer knows:\n{listed}{more}\n"
         f"  the nearest known variant is {nearest}; the checkpoint is a variant of it that is not supported"
     )
-
-
-# --- loading -------------------------------------------------------------------------------------------
-
-
-def restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> None:
-    """PoPE frequencies are fixed, never trained; an fp16 checkpoint (the published BS PolarFormer) rounds
-    them by up to 0.05 %, i.e. half a radian at frame 1000. Where the stored values are the default
-    frequencies rounded, recompute them exactly (other frequencies are kept as stored)."""
-    for name, module in model.named_modules():
-        inv_freqs = getattr(module, "inv_freqs", None)
-        stored = state_dict.get(f"{name}.inv_freqs" if name else "inv_freqs")
-        if inv_freqs is None or stored is None or stored.dtype not in (torch.float16, torch.bfloat16):
-            continue
-        exact = pope_inverse_frequencies(inv_freqs.numel())
-        if torch.equal(stored.cpu(), exact.to(stored.dtype)):
-            with torch.no_grad():
-                inv_freqs.copy_(exact.to(inv_freqs.device))

@@ -11,8 +11,8 @@ import yaml
 from torch import nn
 
 from ..compat import renumber_empty_linear_slot, with_lineage_conventions, with_shared_biases
+from ..modules.pope import pope_inverse_frequencies
 from ..modules.rotary import RotaryFrequencies
-from .backbone_variants import restore_exact_pope_frequencies
 from .checkpoint import StateDict, infer_config, read_state_dict
 from .config import chunk_size_of, model_from_config, model_type_of, read_config, stem_names
 from .mask_heads import with_checkpoint_mask_estimator
@@ -151,8 +151,7 @@ def load_weights(model: nn.Module, state_dict: StateDict) -> None:
     if missing or unexpected or reshaped:
         raise ValueError(_mismatch_report(model, state_dict, missing, unexpected, reshaped))
     model.load_state_dict(state_dict, strict=True)
-    _restore_exact_rotary_frequencies(model, state_dict)
-    restore_exact_pope_frequencies(model, state_dict)
+    _restore_exact_position_frequencies(model, state_dict)
 
 
 def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
@@ -167,8 +166,7 @@ def load_fitting_weights(model: nn.Module, state_dict: StateDict) -> List[str]:
     if not fitting.keys() & renamed.keys():  # the model's own rotary constants do not count
         raise ValueError("no weight of the checkpoint fits this model: is it a checkpoint of the same model type and size?")
     model.load_state_dict(fitting, strict=False)
-    _restore_exact_rotary_frequencies(model, fitting)
-    restore_exact_pope_frequencies(model, fitting)
+    _restore_exact_position_frequencies(model, fitting)
     return sorted({key.split(".")[0] for key in expected if key not in fitting})
 
 
@@ -180,9 +178,14 @@ def _with_shared_rotary(model: nn.Module, state_dict: StateDict) -> StateDict:
     return {**rotary, **state_dict}
 
 
+def _restore_exact_position_frequencies(model: nn.Module, state_dict: StateDict) -> None:
+    """Rotary and PoPE frequencies are fixed, never trained; an fp16 checkpoint rounds them (by up to 0.05 %,
+    i.e. whole radians at frame 800), so recompute them exactly."""
+    _restore_exact_rotary_frequencies(model, state_dict)
+    _restore_exact_pope_frequencies(model, state_dict)
+
+
 def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -> None:
-    """Rotary frequencies are fixed, never trained; an fp16 checkpoint rounds them (by up to 0.05 %, i.e.
-    whole radians at frame 800), so recompute them exactly."""
     if not any(key.endswith(ROTARY_KEYS) and value.dtype in (torch.float16, torch.bfloat16)
                for key, value in state_dict.items()):
         return
@@ -194,6 +197,19 @@ def _restore_exact_rotary_frequencies(model: nn.Module, state_dict: StateDict) -
                 rotary.freqs.copy_(fresh.to(rotary.freqs.device))
         if isinstance(module, RotaryFrequencies):  # frame-transformer's buffers
             module.freqs.copy_(module.exact().to(module.freqs.device))
+
+
+def _restore_exact_pope_frequencies(model: nn.Module, state_dict: StateDict) -> None:
+    """Only where the stored values are the default frequencies rounded (others are kept as stored)."""
+    for name, module in model.named_modules():
+        inv_freqs = getattr(module, "inv_freqs", None)
+        stored = state_dict.get(f"{name}.inv_freqs" if name else "inv_freqs")
+        if inv_freqs is None or stored is None or stored.dtype not in (torch.float16, torch.bfloat16):
+            continue
+        exact = pope_inverse_frequencies(inv_freqs.numel())
+        if torch.equal(stored.cpu(), exact.to(stored.dtype)):
+            with torch.no_grad():
+                inv_freqs.copy_(exact.to(inv_freqs.device))
 
 
 def _key_patterns(keys: List[str], limit: int = 4) -> str:
