@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import references  # noqa: E402  (installs and imports the upstream reference)
 import splifft_peer  # noqa: E402
+from helpers import relative_difference  # noqa: E402
 
 # name: (model, constructor keywords, batch, samples, training step)
 CONFIGS = {
@@ -268,10 +269,6 @@ def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     return (10 * torch.log10(reference.pow(2).sum() / (estimate - reference).pow(2).sum())).item()
 
 
-def relative_error(estimate: torch.Tensor, reference: torch.Tensor) -> float:
-    return ((estimate - reference).abs().max() / reference.abs().max()).item()
-
-
 def implementations_of(name: str, args, configs) -> list:
     """The rows of a configuration's tables, ours first."""
     model, training = configs[name][0], configs[name][4]
@@ -385,7 +382,7 @@ def main() -> None:
                         else:
                             agreement, text = 0.0, "-"
                     elif precision == "fp32":
-                        agreement = relative_error(reference[impl], reference[baseline])
+                        agreement = relative_difference(reference[impl], reference[baseline])
                         text = "-" if impl == baseline else f"outputs within {agreement:.1e} of the scale"
                     else:
                         agreement = snr_db(step(nets[impl], audio, target, training, precision), reference[baseline])
