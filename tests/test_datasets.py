@@ -156,6 +156,32 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
     assert all(from_one_file(chunk) for chunk in single)
 
 
+def test_stem_and_mono_drop_outs_silence_a_stem_or_one_of_its_channels(ramps):
+    """frame-transformer's vocal-free items and mono drop-out; the drop-outs leave every other draw alone."""
+    plain = RandomChunkDataset(ramps, STEMS, 1000, length=40, **PLAIN)
+    silenced = RandomChunkDataset(ramps, STEMS, 1000, length=40, stem_dropout_probabilities={"vocals": 0.5}, **PLAIN)
+    mono = RandomChunkDataset(ramps, STEMS, 1000, length=40, mono_dropout_probabilities={"vocals": 1.0}, **PLAIN)
+    silent_items, silent_channels = 0, set()
+    for index in range(40):
+        _, reference = plain[index]
+        mixture, stems = silenced[index]
+        assert torch.equal(stems[1:], reference[1:]) and torch.equal(mixture, stems.sum(dim=0))
+        if stems[0].abs().sum() == 0:
+            silent_items += 1
+        else:
+            assert torch.equal(stems[0], reference[0])
+        _, stems = mono[index]
+        assert torch.equal(stems[1:], reference[1:])
+        kept = [channel for channel in (0, 1) if torch.equal(stems[0, channel], reference[0, channel])]
+        assert len(kept) == 1 and stems[0, 1 - kept[0]].abs().sum() == 0
+        silent_channels.add(1 - kept[0])
+    assert 8 <= silent_items <= 32 and silent_channels == {0, 1}
+    with pytest.raises(ValueError, match="name stems the dataset does not have: \\['voice'\\]"):
+        RandomChunkDataset(ramps, STEMS, 1000, stem_dropout_probabilities={"voice": 0.1})
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        RandomChunkDataset(ramps, STEMS, 1000, mono_dropout_probabilities={"vocals": 1.5})
+
+
 def test_quiet_chunks_are_drawn_again(tmp_path):
     root = write_synthetic_dataset(tmp_path / "train", tracks=2, seconds=2.0, sample_rate=RATE)
     for track_dir in root.iterdir():
@@ -252,6 +278,12 @@ def test_dataset_from_an_msst_config(tracks):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dataset_from_config({**config, "augmentations": {"all": {"pitch_shift": 0}}}, root)
+        # frame-transformer's drop-outs: a stem's own section wins over `all`
+        dropping = dataset_from_config({**config, "augmentations": {"all": {"mono_dropout": 0.1, "stem_dropout": 0.2},
+                                                                    "vocals": {"stem_dropout": 0.025}}}, root)
+    assert dropping.stem_dropout_probabilities == {"vocals": 0.025, "other": 0.2}
+    assert dropping.mono_dropout_probabilities == {"vocals": 0.1, "other": 0.1}
+    assert off.stem_dropout_probabilities == off.mono_dropout_probabilities == {}
 
     with pytest.raises(ValueError, match="set training.instruments"):
         dataset_from_config({"audio": {"chunk_size": 10}, "training": {}}, root)

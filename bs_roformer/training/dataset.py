@@ -7,7 +7,7 @@ run sees exactly the data the interrupted one would have seen.
 
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -53,6 +53,10 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         position is drawn again until every stem is audible, as MSST's aligned loading does.
     mixup_probabilities: with remixing, the k-th extra chunk of the same stem (another track and offset,
         augmented on its own) is layered in with probability p_k and the layers averaged (MSST's mixup).
+    stem_dropout_probabilities: {stem: p}: the stem is silent in an item with probability p, so the mixture
+        lacks it and its target is silence (frame-transformer's vocal-free items, p 0.025 for the vocals).
+    mono_dropout_probabilities: {stem: p}: one channel of a stereo stem, either one, is silenced with
+        probability p (frame-transformer's mono drop-out, p 0.025 for the vocals).
     """
 
     def __init__(
@@ -71,6 +75,8 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         min_mean_abs: float = 0.0,
         max_tries: int = 20,
         mixup_probabilities: Sequence[float] = (),
+        stem_dropout_probabilities: Mapping[str, float] = {},
+        mono_dropout_probabilities: Mapping[str, float] = {},
     ):
         if not tracks:
             raise ValueError("the dataset needs at least one track")
@@ -80,9 +86,13 @@ class RandomChunkDataset(torch.utils.data.Dataset):
                              f"{chunk_size}, {channels}, {max_tries} and {length}")
         if gain_range is not None and not 0 <= gain_range[0] <= gain_range[1]:
             raise ValueError(f"gain_range must be (low, high) with 0 <= low <= high, got {gain_range}")
-        probabilities = [channel_swap_probability, polarity_flip_probability, *mixup_probabilities]
+        probabilities = [channel_swap_probability, polarity_flip_probability, *mixup_probabilities,
+                         *stem_dropout_probabilities.values(), *mono_dropout_probabilities.values()]
         if not all(0 <= p <= 1 for p in probabilities):
             raise ValueError(f"probabilities must be between 0 and 1, got {probabilities}")
+        unknown = sorted({*stem_dropout_probabilities, *mono_dropout_probabilities} - set(stems))
+        if unknown:
+            raise ValueError(f"drop-out probabilities name stems the dataset does not have: {unknown}; its stems are {list(stems)}")
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0 (it seeds numpy's SeedSequence), got {seed}")
         self.tracks = list(tracks)
@@ -99,6 +109,8 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         self.min_mean_abs = min_mean_abs
         self.max_tries = int(max_tries)
         self.mixup_probabilities = tuple(mixup_probabilities)
+        self.stem_dropout_probabilities = {stem: float(p) for stem, p in stem_dropout_probabilities.items()}
+        self.mono_dropout_probabilities = {stem: float(p) for stem, p in mono_dropout_probabilities.items()}
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the items of `epoch` from now on (call before iterating: workers copy the dataset when an iterator starts)."""
@@ -116,6 +128,8 @@ class RandomChunkDataset(torch.utils.data.Dataset):
             chunks = [self._remixed_stem(stem, rng) for stem in self.stems]
         else:
             chunks = [self._augment(chunk, rng) for chunk in self._aligned_chunks(rng)]
+        # a stream of its own, so that the drop-outs leave every other draw (and older runs' items) as they were
+        chunks = self._drop_out(chunks, np.random.default_rng([self.seed, self.epoch, int(index), 1]))
         stems = torch.from_numpy(np.stack(chunks))
         # summed by torch so that mixture == stems.sum(0) holds bit for bit
         return stems.sum(dim=0), stems
@@ -161,6 +175,19 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         return chunk[::-1].copy() if swap and chunk.shape[0] == 2 else chunk
 
 
+    def _drop_out(self, chunks: List[np.ndarray], rng: np.random.Generator) -> List[np.ndarray]:
+        dropped = []
+        for stem, chunk in zip(self.stems, chunks):
+            silent, mono, channel = rng.random(), rng.random(), int(rng.integers(2))
+            if silent < self.stem_dropout_probabilities.get(stem, 0.0):
+                chunk = np.zeros_like(chunk)
+            elif mono < self.mono_dropout_probabilities.get(stem, 0.0) and chunk.shape[0] == 2:
+                chunk = chunk.copy()
+                chunk[channel] = 0
+            dropped.append(chunk)
+        return dropped
+
+
 class FullTrackDataset(torch.utils.data.Dataset):
     """Whole tracks: item -> (name, mixture (channels, frames), stems (len(stems), channels, frames)).
 
@@ -198,8 +225,10 @@ class FullTrackDataset(torch.utils.data.Dataset):
         return track.name, mixture, stems
 
 
-# MSST augmentations that dataset_from_config maps; the others need audiomentations or pedalboard
+# MSST augmentations that dataset_from_config maps (the others need audiomentations or pedalboard), and our
+# own per-stem drop-outs, which may appear in `all` or in a stem's section
 _MAPPED = {"channel_shuffle", "random_polarity"}
+_DROP_OUTS = {"stem_dropout", "mono_dropout"}
 
 
 def dataset_from_config(
@@ -219,7 +248,9 @@ def dataset_from_config(
         0.5..1.5, channel swap and polarity flip each with probability 0.5);
       loudness (default true), loudness_min (0.5), loudness_max (1.5): the gain range;
       all.channel_shuffle, all.random_polarity (0.5 each): the swap and flip probabilities;
-      mixup (default false), mixup_probs (0.2, 0.02): extra layers of the same stem.
+      mixup (default false), mixup_probs (0.2, 0.02): extra layers of the same stem;
+      stem_dropout, mono_dropout (default 0), in `all` or in a stem's own section (which wins): the
+        probabilities that the stem is silent, or one of its channels.
     Other augmentations (pitch shift, EQ, reverb, mp3, ...) and per-stem sections are not applied; a
     warning names those the config switches on.
     """
@@ -237,8 +268,15 @@ def dataset_from_config(
     if enabled and augmentations.get("loudness", True):
         gain_range = (float(augmentations.get("loudness_min", 0.5)), float(augmentations.get("loudness_max", 1.5)))
     mixup = tuple(float(p) for p in augmentations.get("mixup_probs", (0.2, 0.02))) if enabled and augmentations.get("mixup") else ()
+    drop_outs = {name: {} for name in _DROP_OUTS}
     if enabled:
         _warn_unmapped(augmentations, stems)
+        for name in _DROP_OUTS:
+            for stem in stems:
+                section = augmentations.get(stem) if isinstance(augmentations.get(stem), dict) else {}
+                probability = float(section.get(name, every_stem.get(name, 0.0)))
+                if probability > 0:
+                    drop_outs[name][stem] = probability
     return RandomChunkDataset(
         find_tracks(root, stems, sample_rate=int(audio.get("sample_rate") or 44100)),
         stems,
@@ -251,6 +289,8 @@ def dataset_from_config(
         polarity_flip_probability=float(every_stem.get("random_polarity", 0.5)) if enabled else 0.0,
         min_mean_abs=float(audio.get("min_mean_abs") or 0.0),
         mixup_probabilities=mixup,
+        stem_dropout_probabilities=drop_outs["stem_dropout"],
+        mono_dropout_probabilities=drop_outs["mono_dropout"],
         mix_across_tracks=bool(training.get("remix_stems", True)) if mix_across_tracks is None else mix_across_tracks,
     )
 
@@ -261,7 +301,7 @@ def _warn_unmapped(augmentations: Dict[str, Any], stems: Sequence[str]) -> None:
     # an augmentation is on when its probability is positive; its parameters are named *_min / *_max
     unmapped = [
         f"{name}.{key}" for name, section in sections.items() for key, value in section.items()
-        if not (name == "all" and key in _MAPPED) and "_min" not in key and "_max" not in key
+        if not (name == "all" and key in _MAPPED) and key not in _DROP_OUTS and "_min" not in key and "_max" not in key
         and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
     ]
     if unmapped:
