@@ -5,6 +5,7 @@
     python bench/speed.py --quick      # tiny configurations: a smoke test (CI runs it), timings meaningless
     python bench/speed.py --only A C   # a subset; --compile adds torch.compile, --no-peers / --no-onnx drop rows
     python bench/speed.py --only V1    # frame-transformer V1 at the published size against its reference files
+    python bench/speed.py --only loss  # the multi-resolution STFT loss + backward against its two-transform form
 
 One table per configuration and precision (bf16 where the CPU has native bf16). Rows: ours; ours in ONNX
 Runtime; audio-separator 0.47.1 and splifft 0.0.9 on the same MSST-lineage weights as ours (A and M); ours
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import references  # noqa: E402  (installs and imports the upstream reference)
 import splifft_peer  # noqa: E402
-from helpers import relative_difference  # noqa: E402
+from helpers import relative_difference, two_transform_mrstft  # noqa: E402
 
 # name: (model, constructor keywords, batch, samples, training step)
 CONFIGS = {
@@ -53,6 +54,8 @@ QUICK = {
     "H": ("hyperace", dict(dim=32, depth=1, chunk_size=4096), 1, 4096, False),
     "V1": ("ft", dict(channels=2, num_heads=2, expansion=2, n_fft=256), 1, 44100, False),
 }
+# the multi-resolution STFT loss alone, at the training-quality bench's size: (batch, stems, channels, samples)
+LOSS_SHAPE = {False: (4, 4, 2, 65536), True: (2, 2, 2, 8192)}
 # our settings that compute what upstream 0.5.1 computes
 AS_UPSTREAM = {"bs": dict(value_residual=True, zero_dc=False, match_input_audio_length=False), "mel": dict(zero_dc=False)}
 # ours on MSST-lineage weights, set to compute what audio-separator's copy of the MSST models computes
@@ -284,6 +287,46 @@ def implementations_of(name: str, args, configs) -> list:
     return rows + ["ours-upstream", "upstream"]
 
 
+def loss_table(quick: bool, runs: int) -> list:
+    """The multi-resolution STFT loss and its backward: ours (one transform of the difference per resolution)
+    against the two-transform form the reference code computes, on the models' default resolutions."""
+    from bs_roformer.modules.loss import MultiResolutionSTFTLoss
+
+    ours = MultiResolutionSTFTLoss()
+    forms = {"ours": ours, "two transforms (reference)": lambda e, t: two_transform_mrstft(
+        e, t, ours.window_sizes, ours.hop_length, ours.min_n_fft, ours.normalized, ours.window_fn)}
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(LOSS_SHAPE[quick], generator=generator) * 0.1
+    estimate = (target + 0.05 * torch.randn(target.shape, generator=generator)).requires_grad_(True)
+
+    def loss_and_backward(form):
+        estimate.grad = None
+        loss = forms[form](estimate, target)
+        loss.backward()
+        return loss.detach(), estimate.grad.clone()
+
+    results = {form: loss_and_backward(form) for form in forms}  # also the warm-up
+    times = {form: [] for form in forms}
+    for _ in range(runs):
+        for form in forms:
+            times[form].append(timed(lambda: loss_and_backward(form)))
+    seconds = {form: statistics.median(values) for form, values in times.items()}
+    (loss, gradient), (reference_loss, reference_gradient) = results["ours"], results["two transforms (reference)"]
+    print(f"\nloss: multi-resolution STFT loss + backward, {tuple(target.shape)} samples, windows {ours.window_sizes}, hop {ours.hop_length}")
+    header = f"{'implementation':28s}{'seconds':>9s}{'x ours time':>13s}  agreement"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for form in forms:
+        ratio = seconds[form] / seconds["ours"]
+        agreement = (loss - reference_loss).abs().item() / reference_loss.abs().item()
+        text = "-" if form == "ours" else (f"loss within {agreement:.1e}, gradients within "
+                                            f"{relative_difference(gradient, reference_gradient):.1e} of the scale")
+        print(f"{form:28s}{seconds[form]:9.3f}{'-' if form == 'ours' else f'{ratio:.2f}x':>13s}  {text}", flush=True)
+        rows.append(dict(config="loss", precision="fp32", implementation=form, seconds=seconds[form], ratio=ratio, agreement=agreement))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -402,6 +445,8 @@ def main() -> None:
                     if fp32_upstream and "ours" in seconds:
                         print(f"ours bf16 is {fp32_upstream[0] / seconds['ours']:.2f}x faster than upstream fp32")
             del nets
+    if args.only is None or "loss" in args.only:
+        rows += loss_table(args.quick, runs)
     if args.quick:
         print("\n(quick mode: tiny models, timings are not meaningful)")
     print(json.dumps(rows), file=sys.stderr)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Dict
 
 import torch
+import torch.nn.functional as F
 
 # name -> largest relative difference seen by `assert_relative_close`, for the end-of-run summary
 LARGEST_DIFFERENCES: Dict[str, float] = {}
@@ -143,3 +144,14 @@ def serve(files: dict, truncate: bool = False):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def two_transform_mrstft(estimate, target, window_sizes, hop_length, min_n_fft, normalized, window_fn, quarter=False):
+    """The reference code's multi-resolution STFT loss, written out (quarter: MSST's Mel-Band Conformer hops)."""
+    estimate, target = estimate.reshape(-1, estimate.shape[-1]), target.reshape(-1, target.shape[-1])
+    total = 0.0
+    for window_size in window_sizes:
+        kwargs = dict(n_fft=max(window_size, min_n_fft), win_length=window_size, hop_length=max(hop_length, window_size // 4) if quarter else hop_length,
+                      normalized=normalized, window=window_fn(window_size), return_complex=True)
+        total = total + F.l1_loss(torch.stft(estimate, **kwargs), torch.stft(target, **kwargs))
+    return total

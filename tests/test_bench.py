@@ -15,7 +15,8 @@ def test_speed_benchmark_quick_mode_runs_and_every_implementation_agrees():
     assert "x ours time" in result.stdout and "matmul peak" in result.stdout
     rows = json.loads(result.stderr.strip().splitlines()[-1])
     fp32 = [row for row in rows if row["precision"] == "fp32"]
-    assert list(dict.fromkeys(row["config"] for row in fp32)) == ["A", "M", "C-train", "H", "V1"]
+    assert list(dict.fromkeys(row["config"] for row in fp32)) == ["A", "M", "C-train", "H", "V1", "loss"]
+    assert [row["implementation"] for row in fp32 if row["config"] == "loss"] == ["ours", "two transforms (reference)"]
     at_a = [row["implementation"] for row in fp32 if row["config"] == "A"]
     onnx = ["onnxruntime"] if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnxscript") else []
     assert at_a == ["ours", *onnx, "audio-separator", "splifft", "ours-upstream", "upstream"]

@@ -43,7 +43,15 @@ class MultichannelLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight_pw is not None:
-            x = torch.matmul(self.weight_pw, x)  # (c, o, i) @ (b, c, i, w) -> (b, c, o, w)
+            # (b, c, w, i) @ (c, i, o): frames as the GEMM's rows, as the reference computes it. The other
+            # orientation, (c, o, i) @ (b, c, i, w), is the same product, but with a frame count that is not a
+            # multiple of the kernel's block it runs 1.5x slower on the CPU. The result is a (b, c, o, w) view
+            # of frames-major memory, which the next linear or layer norm reads without a copy.
+            frames_major = x.transpose(2, 3)
+            if self.weight_pw.shape[0] == 1:  # one channel (V1): one GEMM over every frame of the batch
+                x = F.linear(frames_major, self.weight_pw[0]).transpose(2, 3)
+            else:
+                x = torch.matmul(frames_major, self.weight_pw.transpose(1, 2)).transpose(2, 3)
             if self.bias_pw is not None:
                 x = x + self.bias_pw
         if self.weight_dw is not None:
