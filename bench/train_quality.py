@@ -17,10 +17,12 @@ chunks, then separates the held-out pieces with the chunked separator and scores
   remix-noaug    remixing, augmentation off
   aligned        all stems of a chunk from one piece and offset (training.remix_stems: false), augmented
   aligned-noaug  aligned, augmentation off: the command doing what the plain loop does
-Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99) and an EMA with warm-up
-(training.ema_warmup) tracked alongside (the average never feeds back into training, so one run serves all
-three). Results compare per step, not per second. Run it alone: two 2-thread jobs on 2 cores slow each
-other ~10x.
+  aligned-cosine aligned and augmented, with the learning rate decaying to 0 over the run (training.scheduler: cosine)
+Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
+EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
+training, so one run serves all three). Results compare per step, not per second. Two 2-thread jobs on 2
+cores slow each other ~10x: run one at a time, or runs side by side with --threads 1 each (a 300-step run
+then takes about 50 minutes to train, plus about 5 minutes per scored set of weights).
 """
 
 import argparse
@@ -55,6 +57,7 @@ COMMAND_RUNS = {
     "remix-noaug": dict(remix_stems=True, augment=False),
     "aligned": dict(remix_stems=False, augment=True),
     "aligned-noaug": dict(remix_stems=False, augment=False),
+    "aligned-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
 }
 # upstream bs-roformer 0.5.1's conventions (value residual, no DC zeroing, length not restored)
 MODEL = dict(dim=64, depth=2, heads=4, dim_head=32, stereo=True, num_stems=4, value_residual=True, zero_dc=False,
@@ -126,12 +129,12 @@ def prepare_data(args) -> List[str]:
 # --- training ----------------------------------------------------------------------------------------------
 
 
-def config_for(stems: List[str], args, remix_stems: bool = True, augment: bool = True) -> dict:
+def config_for(stems: List[str], args, remix_stems: bool = True, augment: bool = True, scheduler: str = "constant") -> dict:
     return {
         "audio": {"chunk_size": args.chunk_size, "sample_rate": SAMPLE_RATE, "num_channels": 2},
         "model": dict(MODEL),
         "training": {"model_type": "bs_roformer", "instruments": stems, "batch_size": 4, "lr": 5e-4, "optimizer": "adam",
-                     "num_steps": args.steps, "num_epochs": 1, "scheduler": "constant", "ema_decay": 0.99,
+                     "num_steps": args.steps, "num_epochs": 1, "scheduler": scheduler, "ema_decay": 0.99, "ema_warmup": False,
                      "remix_stems": remix_stems, "seed": args.seed},
         "augmentations": {"enable": augment},
         "inference": {"chunk_size": args.chunk_size * 2, "num_overlap": 2, "batch_size": 2},

@@ -36,3 +36,11 @@ def test_ema_copies_integer_buffers():
     averaged, current = [torch.tensor([1, 2, 3])], [torch.tensor([4, 5, 6])]
     ema_update(0.99, warmup=True)(averaged, current, torch.tensor(3))
     assert torch.equal(averaged[0], current[0])
+
+
+def test_ema_warmup_is_on_unless_switched_off():
+    from bs_roformer.training.settings import TrainingSettings
+
+    assert TrainingSettings.from_config({"training": {}}).ema_warmup
+    assert not TrainingSettings.from_config({"training": {"ema_warmup": False}}).ema_warmup
+    assert not TrainingSettings.from_config({"training": {}}, ema_warmup=False).ema_warmup

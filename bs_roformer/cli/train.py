@@ -34,7 +34,8 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--scheduler", choices=SCHEDULERS, help="override training.scheduler")
     parser.add_argument("--warmup-steps", type=int, help="override training.warmup_steps")
     parser.add_argument("--ema-decay", type=float, help="override training.ema_decay (0 = no EMA weights)")
-    parser.add_argument("--ema-warmup", action="store_true", default=None, help="let the EMA decay grow over its first updates (training.ema_warmup)")
+    parser.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
+                        help="let the EMA decay grow over its first updates (training.ema_warmup; on by default)")
     remix = parser.add_mutually_exclusive_group()
     remix.add_argument("--remix", dest="remix_stems", action="store_true", default=None, help="stems of a chunk from different tracks (training.remix_stems: true)")
     remix.add_argument("--aligned", dest="remix_stems", action="store_false", help="all stems of a chunk from one track and offset, the real mix (training.remix_stems: false)")

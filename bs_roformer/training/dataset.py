@@ -174,7 +174,6 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         chunk = chunk * np.float32(gain * (-1.0 if flip else 1.0))
         return chunk[::-1].copy() if swap and chunk.shape[0] == 2 else chunk
 
-
     def _drop_out(self, chunks: List[np.ndarray], rng: np.random.Generator) -> List[np.ndarray]:
         dropped = []
         for stem, chunk in zip(self.stems, chunks):
@@ -251,8 +250,8 @@ def dataset_from_config(
       mixup (default false), mixup_probs (0.2, 0.02): extra layers of the same stem;
       stem_dropout, mono_dropout (default 0), in `all` or in a stem's own section (which wins): the
         probabilities that the stem is silent, or one of its channels.
-    Other augmentations (pitch shift, EQ, reverb, mp3, ...) and per-stem sections are not applied; a
-    warning names those the config switches on.
+    Other augmentations (pitch shift, EQ, reverb, mp3, ...), and anything else in per-stem sections, are not
+    applied; a warning names those the config switches on.
     """
     audio, training = config.get("audio") or {}, config.get("training") or {}
     stems = list(training.get("instruments") or [])
