@@ -37,8 +37,8 @@ class TrainingSettings:
     ema_decay: keep an exponential moving average of the weights (0 = off); validation and best.ckpt use it.
     ema_warmup: the average's decay grows as min(ema_decay, (1 + n) / (10 + n)) over its first updates n, so
         the average forgets the random initialisation quickly (TensorFlow's ExponentialMovingAverage rule). On
-        by default: bench/train_quality.py measured EMA 0.99 weights 0.27-0.29 dB better with it after 300
-        steps (and no worse than the raw weights), and it stops mattering after the first ~1000 updates.
+        by default: bench/train_quality.py measured EMA 0.99 weights 0.2-0.3 dB better with it after 300
+        steps (and as good as the raw weights), and it stops mattering after the first ~1000 updates.
     remix_stems: each training chunk's stems come from independently drawn tracks and offsets (random
         remixing, MSST's default); false takes all stems of a chunk from one track and offset (the real mix).
     precision: "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA, with gradient scaling); MSST's
