@@ -5,6 +5,7 @@ import torch
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from bs_roformer.training import dataset_from_config, write_synthetic_dataset
+from bs_roformer.training.settings import TrainingSettings
 from bs_roformer.training.trainer import ema_update
 
 
@@ -39,8 +40,6 @@ def test_ema_copies_integer_buffers():
 
 
 def test_ema_warmup_is_on_unless_switched_off():
-    from bs_roformer.training.settings import TrainingSettings
-
     assert TrainingSettings.from_config({"training": {}}).ema_warmup
     assert not TrainingSettings.from_config({"training": {"ema_warmup": False}}).ema_warmup
     assert not TrainingSettings.from_config({"training": {}}, ema_warmup=False).ema_warmup
