@@ -13,11 +13,13 @@ Every run trains the same model from the same initialisation (BSRoformer dim 64,
 4 stems, upstream bs-roformer 0.5.1 settings) with Adam at 5e-4 for `--steps` steps of 4 x 65536-sample
 chunks, then separates the held-out pieces with the chunked separator and scores global SDR (MDX):
   plain          a ten-line loop: random piece, random offset, the real mixture, no augmentation
-  remix          `bs-roformer train` defaults: stems remixed across pieces, gain/swap/polarity augmentation
-  remix-noaug    remixing, augmentation off
-  aligned        all stems of a chunk from one piece and offset (training.remix_stems: false), augmented
-  aligned-noaug  aligned, augmentation off: the command doing what the plain loop does
-  aligned-cosine aligned and augmented, with the learning rate decaying to 0 over the run (training.scheduler: cosine)
+  remix          `bs-roformer train` defaults: stems remixed across pieces, no augmentation
+  remix-aug      remixing with the augmentation MSST's configs usually switch on: gain 0.5..1.5, channel
+                 swap and polarity flip (p 0.5 each) per stem
+  aligned        all stems of a chunk from one piece and offset (training.remix_stems: false): the command
+                 doing what the plain loop does
+  aligned-aug    aligned and augmented
+  aligned-aug-cosine  aligned and augmented, the learning rate decaying to 0 over the run (training.scheduler: cosine)
 Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
 EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
 training, so one run serves all three). Results compare per step, not per second. Two 2-thread jobs on 2
@@ -53,12 +55,14 @@ INSTRUMENTS = {"soprano": 73, "alto": 68, "tenor": 71, "bass": 70}
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE = 44100
 COMMAND_RUNS = {
-    "remix": dict(remix_stems=True, augment=True),
-    "remix-noaug": dict(remix_stems=True, augment=False),
-    "aligned": dict(remix_stems=False, augment=True),
-    "aligned-noaug": dict(remix_stems=False, augment=False),
-    "aligned-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
+    "remix": dict(remix_stems=True, augment=False),
+    "remix-aug": dict(remix_stems=True, augment=True),
+    "aligned": dict(remix_stems=False, augment=False),
+    "aligned-aug": dict(remix_stems=False, augment=True),
+    "aligned-aug-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
 }
+AUGMENTATIONS = {"enable": True, "loudness": True, "loudness_min": 0.5, "loudness_max": 1.5,
+                 "all": {"channel_shuffle": 0.5, "random_polarity": 0.5}}
 # upstream bs-roformer 0.5.1's conventions (value residual, no DC zeroing, length not restored)
 MODEL = dict(dim=64, depth=2, heads=4, dim_head=32, stereo=True, num_stems=4, value_residual=True, zero_dc=False,
              match_input_audio_length=False)
@@ -136,7 +140,7 @@ def config_for(stems: List[str], args, remix_stems: bool = True, augment: bool =
         "training": {"model_type": "bs_roformer", "instruments": stems, "batch_size": 4, "lr": 5e-4, "optimizer": "adam",
                      "num_steps": args.steps, "num_epochs": 1, "scheduler": scheduler, "ema_decay": 0.99, "ema_warmup": False,
                      "remix_stems": remix_stems, "seed": args.seed},
-        "augmentations": {"enable": augment},
+        "augmentations": AUGMENTATIONS if augment else {"enable": False},
         "inference": {"chunk_size": args.chunk_size * 2, "num_overlap": 2, "batch_size": 2},
     }
 

@@ -11,7 +11,6 @@ from bs_roformer.training import FullTrackDataset, RandomChunkDataset, dataset_f
 
 STEMS = ["vocals", "drums", "bass", "other"]
 RATE = 16000
-PLAIN = dict(gain_range=None, channel_swap_probability=0, polarity_flip_probability=0)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +98,7 @@ def test_items_depend_only_on_seed_epoch_and_index(tracks):
 
 
 def test_without_augmentation_a_chunk_is_the_files_samples(ramps):
-    dataset = RandomChunkDataset(ramps, STEMS, 3000, length=8, **PLAIN)
+    dataset = RandomChunkDataset(ramps, STEMS, 3000, length=8)
     sources = set()
     for index in range(8):
         _, stems = dataset[index]
@@ -110,19 +109,19 @@ def test_without_augmentation_a_chunk_is_the_files_samples(ramps):
             assert np.array_equal(chunk.numpy(), expected.T)
             sources.add((k, start))
     assert len(sources) > 8 * 3  # stems of one item come from different tracks and offsets
-    aligned = RandomChunkDataset(ramps, STEMS, 3000, length=8, mix_across_tracks=False, **PLAIN)
+    aligned = RandomChunkDataset(ramps, STEMS, 3000, length=8, mix_across_tracks=False)
     for index in range(8):
         assert len({source_of(chunk) for chunk in aligned[index][1]}) == 1
 
 
 def test_short_tracks_are_zero_padded(ramps):
-    _, stems = RandomChunkDataset(ramps[1:2], STEMS, 8000, length=1, **PLAIN)[0]
+    _, stems = RandomChunkDataset(ramps[1:2], STEMS, 8000, length=1)[0]
     assert source_of(stems[0]) == (1, 0)
     assert stems[:, :, 5000:].abs().max() == 0 and stems[:, :, 4999].abs().min() > 0
 
 
 def test_augmentation_changes_gain_polarity_and_channels(tracks):
-    plain = RandomChunkDataset(tracks, STEMS, 3000, length=8, **PLAIN)
+    plain = RandomChunkDataset(tracks, STEMS, 3000, length=8)
     augmented = RandomChunkDataset(tracks, STEMS, 3000, length=8, gain_range=(0.5, 1.5), channel_swap_probability=1, polarity_flip_probability=1)
     ratios = []
     for index in range(8):
@@ -143,7 +142,7 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
             return False
         return np.array_equal(chunk[0].numpy(), (k + 1 + (start + np.arange(chunk.shape[-1])) / 2**16).astype(np.float32))
 
-    dataset = RandomChunkDataset(ramps, STEMS, 1000, length=6, mixup_probabilities=(1.0,), **PLAIN)
+    dataset = RandomChunkDataset(ramps, STEMS, 1000, length=6, mixup_probabilities=(1.0,))
     layered = 0
     for index in range(6):
         _, stems = dataset[index]
@@ -152,15 +151,15 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
         torch.testing.assert_close(stems.diff(dim=2)[:, 0], torch.full((4, 999), 2.0**-16), rtol=0, atol=1e-6)
         layered += sum(not from_one_file(chunk) for chunk in stems)
     assert layered > 12
-    _, single = RandomChunkDataset(ramps, STEMS, 1000, length=6, **PLAIN)[0]
+    _, single = RandomChunkDataset(ramps, STEMS, 1000, length=6)[0]
     assert all(from_one_file(chunk) for chunk in single)
 
 
 def test_stem_and_mono_drop_outs_silence_a_stem_or_one_of_its_channels(ramps):
     """frame-transformer's vocal-free items and mono drop-out; the drop-outs leave every other draw alone."""
-    plain = RandomChunkDataset(ramps, STEMS, 1000, length=40, **PLAIN)
-    silenced = RandomChunkDataset(ramps, STEMS, 1000, length=40, stem_dropout_probabilities={"vocals": 0.5}, **PLAIN)
-    mono = RandomChunkDataset(ramps, STEMS, 1000, length=40, mono_dropout_probabilities={"vocals": 1.0}, **PLAIN)
+    plain = RandomChunkDataset(ramps, STEMS, 1000, length=40)
+    silenced = RandomChunkDataset(ramps, STEMS, 1000, length=40, stem_dropout_probabilities={"vocals": 0.5})
+    mono = RandomChunkDataset(ramps, STEMS, 1000, length=40, mono_dropout_probabilities={"vocals": 1.0})
     silent_items, silent_channels = 0, set()
     for index in range(40):
         _, reference = plain[index]
@@ -190,12 +189,12 @@ def test_quiet_chunks_are_drawn_again(tmp_path):
         soundfile.write(str(track_dir / "vocals.wav"), vocals, RATE, subtype="FLOAT")
     tracks = find_tracks(root, STEMS)
     for mix_across_tracks in (True, False):
-        quiet = RandomChunkDataset(tracks, STEMS, 1600, length=30, min_mean_abs=1e-3, mix_across_tracks=mix_across_tracks, **PLAIN)
+        quiet = RandomChunkDataset(tracks, STEMS, 1600, length=30, min_mean_abs=1e-3, mix_across_tracks=mix_across_tracks)
         assert all((quiet[i][1].abs().mean(dim=(1, 2)) >= 1e-3).all() for i in range(30))
-        anything = RandomChunkDataset(tracks, STEMS, 1600, length=30, mix_across_tracks=mix_across_tracks, **PLAIN)
+        anything = RandomChunkDataset(tracks, STEMS, 1600, length=30, mix_across_tracks=mix_across_tracks)
         assert any(anything[i][1][0].abs().mean() < 1e-3 for i in range(30))
     # a stem that is never loud enough is taken anyway after max_tries draws
-    never = RandomChunkDataset(tracks, STEMS, 1600, length=1, min_mean_abs=10.0, max_tries=3, **PLAIN)
+    never = RandomChunkDataset(tracks, STEMS, 1600, length=1, min_mean_abs=10.0, max_tries=3)
     assert never[0][1].shape == (4, 2, 1600)
 
 
@@ -269,9 +268,13 @@ def test_dataset_from_an_msst_config(tracks):
 
     off = dataset_from_config({**config, "augmentations": {**config["augmentations"], "enable": False}}, root)
     assert off.gain_range is None and off.channel_swap_probability == off.polarity_flip_probability == 0 and off.mixup_probabilities == ()
-    default = dataset_from_config({key: config[key] for key in ("audio", "training")}, root)
-    assert default.gain_range == (0.5, 1.5) and default.channel_swap_probability == default.polarity_flip_probability == 0.5
-    assert default.mixup_probabilities == ()
+    # COMPAT (MSST): no section, or a section that switches nothing on, augments nothing
+    for augmentations in (None, {"enable": True}, {"enable": True, "all": {}}):
+        default = dataset_from_config({**{key: config[key] for key in ("audio", "training")}, "augmentations": augmentations}, root)
+        assert default.gain_range is None and default.channel_swap_probability == default.polarity_flip_probability == 0
+        assert default.mixup_probabilities == ()
+    # a section without `enable` counts as enabled (MSST needs the key); loudness without a range is MSST's usual 0.5..1.5
+    assert dataset_from_config({**config, "augmentations": {"loudness": True}}, root).gain_range == (0.5, 1.5)
     with pytest.warns(UserWarning, match="not applied .*all.pitch_shift, vocals.tanh_distortion"):
         dataset_from_config({**config, "augmentations": {"all": {"pitch_shift": 0.1, "pitch_shift_min_semitones": -2},
                                                          "vocals": {"tanh_distortion": 0.2}}}, root)

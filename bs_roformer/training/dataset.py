@@ -46,8 +46,8 @@ class RandomChunkDataset(torch.utils.data.Dataset):
 
     mix_across_tracks: each stem from an independently drawn track and offset (random remixing); else all
         stems from one track and offset.
-    gain_range: random gain per stem (None = off); channel_swap_probability, polarity_flip_probability:
-        per stem. The mixture is the sum of the augmented stems.
+    gain_range: random gain per stem, e.g. (0.5, 1.5); channel_swap_probability, polarity_flip_probability:
+        per stem. All off by default, as in MSST. The mixture is the sum of the augmented stems.
     min_mean_abs: a stem chunk quieter than this (mean |x| before gain) is drawn again, at most max_tries
         draws in all, so targets are rarely silent (MSST's audio.min_mean_abs). Without remixing the whole
         position is drawn again until every stem is audible, as MSST's aligned loading does.
@@ -69,9 +69,9 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         length: int = 1000,
         seed: int = 0,
         mix_across_tracks: bool = True,
-        gain_range: Optional[Tuple[float, float]] = (0.5, 1.5),
-        channel_swap_probability: float = 0.5,
-        polarity_flip_probability: float = 0.5,
+        gain_range: Optional[Tuple[float, float]] = None,
+        channel_swap_probability: float = 0.0,
+        polarity_flip_probability: float = 0.0,
         min_mean_abs: float = 0.0,
         max_tries: int = 20,
         mixup_probabilities: Sequence[float] = (),
@@ -243,10 +243,10 @@ def dataset_from_config(
     Reads audio.chunk_size, audio.sample_rate (44100), audio.num_channels (2), audio.min_mean_abs (0),
     training.instruments, training.num_steps (1000) x training.batch_size (1) as the default length,
     training.remix_stems (true; `mix_across_tracks` overrides it), and the augmentations section:
-      enable: false turns every augmentation off (with no section the dataset's defaults apply: gain
-        0.5..1.5, channel swap and polarity flip each with probability 0.5);
-      loudness (default true), loudness_min (0.5), loudness_max (1.5): the gain range;
-      all.channel_shuffle, all.random_polarity (0.5 each): the swap and flip probabilities;
+      no section, or enable: false, means no augmentation at all, and each augmentation is off unless the
+        section switches it on (MSST's rules);
+      loudness (default false), loudness_min (0.5), loudness_max (1.5): the gain range;
+      all.channel_shuffle, all.random_polarity (default 0): the swap and flip probabilities;
       mixup (default false), mixup_probs (0.2, 0.02): extra layers of the same stem;
       stem_dropout, mono_dropout (default 0), in `all` or in a stem's own section (which wins): the
         probabilities that the stem is silent, or one of its channels.
@@ -260,11 +260,13 @@ def dataset_from_config(
     if "chunk_size" not in audio:
         raise ValueError("the config has no audio.chunk_size (samples per training chunk)")
     augmentations = config.get("augmentations")
-    enabled = augmentations is None or bool(augmentations.get("enable", True))
+    # COMPAT: MSST augments only when the config has an augmentations section with `enable: true`, and then
+    # only what the section names. A section without `enable` counts as enabled here (MSST would fail on it).
+    enabled = augmentations is not None and bool(augmentations.get("enable", True))
     augmentations = augmentations or {}
     every_stem = augmentations.get("all") or {}
     gain_range = None
-    if enabled and augmentations.get("loudness", True):
+    if enabled and augmentations.get("loudness", False):
         gain_range = (float(augmentations.get("loudness_min", 0.5)), float(augmentations.get("loudness_max", 1.5)))
     mixup = tuple(float(p) for p in augmentations.get("mixup_probs", (0.2, 0.02))) if enabled and augmentations.get("mixup") else ()
     drop_outs = {name: {} for name in _DROP_OUTS}
@@ -284,8 +286,8 @@ def dataset_from_config(
         length=length if length is not None else int(training.get("num_steps") or 1000) * int(training.get("batch_size") or 1),
         seed=seed,
         gain_range=gain_range,
-        channel_swap_probability=float(every_stem.get("channel_shuffle", 0.5)) if enabled else 0.0,
-        polarity_flip_probability=float(every_stem.get("random_polarity", 0.5)) if enabled else 0.0,
+        channel_swap_probability=float(every_stem.get("channel_shuffle", 0.0)) if enabled else 0.0,
+        polarity_flip_probability=float(every_stem.get("random_polarity", 0.0)) if enabled else 0.0,
         min_mean_abs=float(audio.get("min_mean_abs") or 0.0),
         mixup_probabilities=mixup,
         stem_dropout_probabilities=drop_outs["stem_dropout"],
