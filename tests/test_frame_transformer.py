@@ -16,6 +16,7 @@ from bs_roformer.inference.config import read_config
 from bs_roformer.inference.crops import CropLayout, separate_in_crops, spectrogram_max
 from bs_roformer.inference.loading import LoadedModel
 from bs_roformer.models.frame_transformer import PUBLISHED_V1, FrameTransformerConfig, FrameTransformerV3Config
+from bs_roformer.modules.multichannel import FrameNorm
 from helpers import LARGEST_DIFFERENCES, assert_relative_close, relative_difference
 
 needs_reference = pytest.mark.skipif(ft_reference.reference_folder() is None, reason=ft_reference.SKIP_REASON)
@@ -304,3 +305,15 @@ def test_training_on_musdb_layout_lowers_the_loss(tmp_path):
     # evaluation scores the stem the dataset has (MUSDB has no `instruments` file)
     scores = evaluate(Separator(loaded, device="cpu"), tmp_path / "data" / "test", progress=False)
     assert scores.stems == ["vocals"] and np.isfinite(scores.overall["vocals"]["global_sdr"])
+
+
+def test_frame_norm_is_the_same_in_either_memory_layout():
+    """The U-Net's inference path normalises channels-last memory in place of a transposing copy."""
+    norm = FrameNorm(16)
+    torch.nn.init.normal_(norm.norm.weight), torch.nn.init.normal_(norm.norm.bias)
+    x = torch.rand(2, 3, 16, 7) ** 2
+    expected = torch.nn.functional.layer_norm(x.transpose(2, 3), (16,), norm.norm.weight, norm.norm.bias).transpose(2, 3)
+    channels_last = norm(x.contiguous(memory_format=torch.channels_last))
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(channels_last, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(norm(x), expected, rtol=0, atol=0)

@@ -225,14 +225,13 @@ class ResBlock(nn.Module):
             self.identity = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        normed = self.norm(x)
         if not torch.is_grad_enabled():
             # channels-last: with a few channels per level, oneDNN's 3x3 convolutions run ~3x faster in it than
-            # in NCHW on the CPU; the output stays channels-last, and so does the U-Net after the first block.
-            # Not with autograd: torch 2.13's CPU backward of the strided 1x1 `identity` on channels-last
-            # input crashes the process.
-            normed = normed.contiguous(memory_format=torch.channels_last)
-        return self.conv2(self.activate(self.conv1(normed))) + self.identity(x)
+            # in NCHW on the CPU, and the norm reads it without copies; the output stays channels-last, and so
+            # does the U-Net after the first block. Not with autograd: torch 2.13's CPU backward of the strided
+            # 1x1 `identity` on channels-last input crashes the process.
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.conv2(self.activate(self.conv1(self.norm(x)))) + self.identity(x)
 
 
 class FrameEncoder(nn.Module):

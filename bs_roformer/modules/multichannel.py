@@ -66,23 +66,26 @@ def _uniform(fan_in: int, *shape: int) -> nn.Parameter:
     return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
 
 
-def frame_layer_norm(x: torch.Tensor, eps: float, weight=None, bias=None) -> torch.Tensor:
-    """Layer norm over the features (frequency bins) of every frame: (b, c, features, frames), same shape.
-
-    weight and bias, if given, are (features,) affine parameters shared by the channels."""
-    return F.layer_norm(x.transpose(2, 3), x.shape[2:3], weight, bias, eps).transpose(2, 3)
-
-
 class FrameNorm(nn.Module):
     """Layer norm over the features of every frame, one affine shared by the channels (V1):
-    (b, c, features, frames) -> same. Weights at `norm.weight`, `norm.bias` as in the reference."""
+    (b, c, features, frames) -> same, in the input's memory layout. Weights at `norm.weight`, `norm.bias` as
+    in the reference."""
 
     def __init__(self, features: int):
         super().__init__()
         self.norm = nn.LayerNorm(features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return frame_layer_norm(x, self.norm.eps, self.norm.weight, self.norm.bias)
+        weight, bias, eps = self.norm.weight, self.norm.bias, self.norm.eps
+        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+            # channels-last memory (V1's U-Net at inference): layer_norm needs the features innermost, and the
+            # transposing copies there and back would cost twice the normalisation itself
+            features_first = x.permute(0, 2, 3, 1)  # (b, features, frames, c), contiguous
+            var, mean = torch.var_mean(features_first, dim=1, keepdim=True, correction=0)
+            inverse_std = (var + eps).rsqrt_()
+            normed = torch.addcmul(-mean * inverse_std, features_first, inverse_std)
+            return torch.addcmul(bias[:, None, None], normed, weight[:, None, None]).permute(0, 3, 1, 2)
+        return F.layer_norm(x.transpose(2, 3), x.shape[2:3], weight, bias, eps).transpose(2, 3)
 
 
 class MultichannelLayerNorm(nn.Module):
