@@ -313,7 +313,10 @@ def test_frame_norm_is_the_same_in_either_memory_layout():
     torch.nn.init.normal_(norm.norm.weight), torch.nn.init.normal_(norm.norm.bias)
     x = torch.rand(2, 3, 16, 7) ** 2
     expected = torch.nn.functional.layer_norm(x.transpose(2, 3), (16,), norm.norm.weight, norm.norm.bias).transpose(2, 3)
-    channels_last = norm(x.contiguous(memory_format=torch.channels_last))
+    with torch.no_grad():
+        channels_last = norm(x.contiguous(memory_format=torch.channels_last))
     assert channels_last.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(channels_last, expected, rtol=0, atol=1e-5)
     torch.testing.assert_close(norm(x), expected, rtol=0, atol=0)
+    # with autograd, channels-last input takes layer_norm's path
+    torch.testing.assert_close(norm(x.contiguous(memory_format=torch.channels_last)), expected, rtol=0, atol=1e-6)

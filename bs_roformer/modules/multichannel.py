@@ -77,14 +77,17 @@ class FrameNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight, bias, eps = self.norm.weight, self.norm.bias, self.norm.eps
-        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last):
+        if x.shape[1] > 1 and x.is_contiguous(memory_format=torch.channels_last) and not torch.is_grad_enabled():
             # channels-last memory (V1's U-Net at inference): layer_norm needs the features innermost, and the
-            # transposing copies there and back would cost twice the normalisation itself
+            # transposing copies there and back would cost twice the normalisation itself. In this memory each
+            # item is a contiguous (features, frames * c) matrix whose columns are to be normalised: what
+            # batch_norm's batch statistics do (biased variance, as layer_norm's), in one fused pass.
             features_first = x.permute(0, 2, 3, 1)  # (b, features, frames, c), contiguous
-            var, mean = torch.var_mean(features_first, dim=1, keepdim=True, correction=0)
-            inverse_std = (var + eps).rsqrt_()
-            normed = torch.addcmul(-mean * inverse_std, features_first, inverse_std)
-            return torch.addcmul(bias[:, None, None], normed, weight[:, None, None]).permute(0, 3, 1, 2)
+            out = torch.empty_like(features_first)
+            for item, out_item in zip(features_first, out):
+                normed = F.batch_norm(item.reshape(item.shape[0], -1), None, None, training=True, eps=eps)
+                torch.addcmul(bias[:, None], normed, weight[:, None], out=out_item.view(item.shape[0], -1))
+            return out.permute(0, 3, 1, 2)
         return F.layer_norm(x.transpose(2, 3), x.shape[2:3], weight, bias, eps).transpose(2, 3)
 
 
