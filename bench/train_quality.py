@@ -13,12 +13,12 @@ Every run trains the same model from the same initialisation (BSRoformer dim 64,
 4 stems, upstream bs-roformer 0.5.1 settings) with Adam at 5e-4 for `--steps` steps of 4 x 65536-sample
 chunks, then separates the held-out pieces with the chunked separator and scores global SDR (MDX):
   plain          a ten-line loop: random piece, random offset, the real mixture, no augmentation
-  remix          `bs-roformer train` defaults: stems remixed across pieces, no augmentation
-  remix-aug      remixing with the augmentation MSST's configs usually switch on: gain 0.5..1.5, channel
-                 swap and polarity flip (p 0.5 each) per stem
-  aligned        all stems of a chunk from one piece and offset (training.remix_stems: false): the command
-                 doing what the plain loop does
-  aligned-aug    aligned and augmented
+  aligned        `bs-roformer train` defaults: all stems of a chunk from one piece and offset, no augmentation:
+                 the command doing what the plain loop does
+  aligned-aug    aligned, with the augmentation MSST's configs usually switch on: gain 0.5..1.5, channel swap
+                 and polarity flip (p 0.5 each) per stem
+  remix          stems remixed across pieces (training.remix_stems: true), no augmentation
+  remix-aug      remixed and augmented
   aligned-aug-cosine  aligned and augmented, the learning rate decaying to 0 over the run (training.scheduler: cosine)
 Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
 EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
@@ -55,10 +55,10 @@ INSTRUMENTS = {"soprano": 73, "alto": 68, "tenor": 71, "bass": 70}
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 SAMPLE_RATE = 44100
 COMMAND_RUNS = {
-    "remix": dict(remix_stems=True, augment=False),
-    "remix-aug": dict(remix_stems=True, augment=True),
     "aligned": dict(remix_stems=False, augment=False),
     "aligned-aug": dict(remix_stems=False, augment=True),
+    "remix": dict(remix_stems=True, augment=False),
+    "remix-aug": dict(remix_stems=True, augment=True),
     "aligned-aug-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
 }
 AUGMENTATIONS = {"enable": True, "loudness": True, "loudness_min": 0.5, "loudness_max": 1.5,
@@ -133,7 +133,7 @@ def prepare_data(args) -> List[str]:
 # --- training ----------------------------------------------------------------------------------------------
 
 
-def config_for(stems: List[str], args, remix_stems: bool = True, augment: bool = True, scheduler: str = "constant") -> dict:
+def config_for(stems: List[str], args, remix_stems: bool = False, augment: bool = False, scheduler: str = "constant") -> dict:
     return {
         "audio": {"chunk_size": args.chunk_size, "sample_rate": SAMPLE_RATE, "num_channels": 2},
         "model": dict(MODEL),

@@ -98,7 +98,7 @@ def test_items_depend_only_on_seed_epoch_and_index(tracks):
 
 
 def test_without_augmentation_a_chunk_is_the_files_samples(ramps):
-    dataset = RandomChunkDataset(ramps, STEMS, 3000, length=8)
+    dataset = RandomChunkDataset(ramps, STEMS, 3000, length=8, mix_across_tracks=True)
     sources = set()
     for index in range(8):
         _, stems = dataset[index]
@@ -142,7 +142,7 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
             return False
         return np.array_equal(chunk[0].numpy(), (k + 1 + (start + np.arange(chunk.shape[-1])) / 2**16).astype(np.float32))
 
-    dataset = RandomChunkDataset(ramps, STEMS, 1000, length=6, mixup_probabilities=(1.0,))
+    dataset = RandomChunkDataset(ramps, STEMS, 1000, length=6, mixup_probabilities=(1.0,), mix_across_tracks=True)
     layered = 0
     for index in range(6):
         _, stems = dataset[index]
@@ -151,7 +151,7 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
         torch.testing.assert_close(stems.diff(dim=2)[:, 0], torch.full((4, 999), 2.0**-16), rtol=0, atol=1e-6)
         layered += sum(not from_one_file(chunk) for chunk in stems)
     assert layered > 12
-    _, single = RandomChunkDataset(ramps, STEMS, 1000, length=6)[0]
+    _, single = RandomChunkDataset(ramps, STEMS, 1000, length=6, mix_across_tracks=True)[0]
     assert all(from_one_file(chunk) for chunk in single)
 
 
@@ -255,7 +255,7 @@ def test_bad_dataset_arguments(ramps):
 def test_dataset_from_an_msst_config(tracks):
     root = tracks[0].directory.parent
     config = {"audio": {"chunk_size": 2048, "sample_rate": RATE, "num_channels": 1, "min_mean_abs": 0.001},
-              "training": {"instruments": ["vocals", "other"], "num_steps": 5, "batch_size": 3},
+              "training": {"instruments": ["vocals", "other"], "num_steps": 5, "batch_size": 3, "remix_stems": True},
               "augmentations": {"enable": True, "loudness": True, "loudness_min": 0.8, "loudness_max": 1.2,
                                 "mixup": True, "mixup_probs": (0.3,), "all": {"channel_shuffle": 0.25, "random_polarity": 0.1}}}
     dataset = dataset_from_config(config, root, seed=3)
@@ -265,6 +265,8 @@ def test_dataset_from_an_msst_config(tracks):
     mixture, stems = dataset[0]
     assert mixture.shape == (1, 2048) and stems.shape == (2, 1, 2048)
     assert len(dataset_from_config(config, root, length=7)) == 7
+    with pytest.warns(UserWarning, match="mixup .* not applied to aligned chunks: set training.remix_stems: true"):
+        dataset_from_config(config, root, mix_across_tracks=False)
 
     off = dataset_from_config({**config, "augmentations": {**config["augmentations"], "enable": False}}, root)
     assert off.gain_range is None and off.channel_swap_probability == off.polarity_flip_probability == 0 and off.mixup_probabilities == ()

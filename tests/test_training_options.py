@@ -24,13 +24,14 @@ def test_ema_warmup_decay_grows_to_the_set_decay(updates, decay):
     assert torch.allclose(averaged[0], torch.full((4,), 1 - decay))
 
 
-def test_remix_stems_setting_chooses_aligned_chunks(tmp_path):
+def test_remix_stems_setting_chooses_remixed_chunks(tmp_path):
     write_synthetic_dataset(tmp_path, tracks=2, seconds=1, sample_rate=8000)
     config = {"audio": {"chunk_size": 2000, "sample_rate": 8000}, "training": {"instruments": ["vocals", "bass"]}}
-    assert dataset_from_config(config, tmp_path, length=4).mix_across_tracks
-    config["training"]["remix_stems"] = False
     assert not dataset_from_config(config, tmp_path, length=4).mix_across_tracks
-    assert dataset_from_config(config, tmp_path, length=4, mix_across_tracks=True).mix_across_tracks
+    assert not TrainingSettings.from_config(config).remix_stems
+    config["training"]["remix_stems"] = True
+    assert dataset_from_config(config, tmp_path, length=4).mix_across_tracks
+    assert not dataset_from_config(config, tmp_path, length=4, mix_across_tracks=False).mix_across_tracks
 
 
 def test_ema_copies_integer_buffers():

@@ -38,7 +38,7 @@ def main(argv: List[str]) -> int:
                         help="let the EMA decay grow over its first updates (training.ema_warmup; on by default)")
     remix = parser.add_mutually_exclusive_group()
     remix.add_argument("--remix", dest="remix_stems", action="store_true", default=None, help="stems of a chunk from different tracks (training.remix_stems: true)")
-    remix.add_argument("--aligned", dest="remix_stems", action="store_false", help="all stems of a chunk from one track and offset, the real mix (training.remix_stems: false)")
+    remix.add_argument("--aligned", dest="remix_stems", action="store_false", help="all stems of a chunk from one track and offset, the real mix (training.remix_stems: false, the default)")
     parser.add_argument("--precision", choices=sorted(PRECISIONS), help="fp32, bf16 autocast, or fp16 autocast (CUDA)")
     parser.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     parser.add_argument("--seed", type=int, help="override training.seed")

@@ -44,8 +44,8 @@ def _check_stems(tracks: Sequence[Track], stems: Sequence[str]) -> None:
 class RandomChunkDataset(torch.utils.data.Dataset):
     """`length` random chunks per epoch: item -> (mixture (channels, chunk_size), stems (len(stems), channels, chunk_size)).
 
-    mix_across_tracks: each stem from an independently drawn track and offset (random remixing); else all
-        stems from one track and offset.
+    mix_across_tracks: each stem from an independently drawn track and offset (random remixing); else (the
+        default) all stems from one track and offset.
     gain_range: random gain per stem, e.g. (0.5, 1.5); channel_swap_probability, polarity_flip_probability:
         per stem. All off by default, as in MSST. The mixture is the sum of the augmented stems.
     min_mean_abs: a stem chunk quieter than this (mean |x| before gain) is drawn again, at most max_tries
@@ -68,7 +68,7 @@ class RandomChunkDataset(torch.utils.data.Dataset):
         channels: int = 2,
         length: int = 1000,
         seed: int = 0,
-        mix_across_tracks: bool = True,
+        mix_across_tracks: bool = False,
         gain_range: Optional[Tuple[float, float]] = None,
         channel_swap_probability: float = 0.0,
         polarity_flip_probability: float = 0.0,
@@ -242,7 +242,7 @@ def dataset_from_config(
 
     Reads audio.chunk_size, audio.sample_rate (44100), audio.num_channels (2), audio.min_mean_abs (0),
     training.instruments, training.num_steps (1000) x training.batch_size (1) as the default length,
-    training.remix_stems (true; `mix_across_tracks` overrides it), and the augmentations section:
+    training.remix_stems (false; `mix_across_tracks` overrides it), and the augmentations section:
       no section, or enable: false, means no augmentation at all, and each augmentation is off unless the
         section switches it on (MSST's rules);
       loudness (default false), loudness_min (0.5), loudness_max (1.5): the gain range;
@@ -269,6 +269,10 @@ def dataset_from_config(
     if enabled and augmentations.get("loudness", False):
         gain_range = (float(augmentations.get("loudness_min", 0.5)), float(augmentations.get("loudness_max", 1.5)))
     mixup = tuple(float(p) for p in augmentations.get("mixup_probs", (0.2, 0.02))) if enabled and augmentations.get("mixup") else ()
+    remix = bool(training.get("remix_stems", False)) if mix_across_tracks is None else mix_across_tracks
+    if mixup and not remix:
+        warnings.warn("augmentations.mixup layers chunks of remixed stems and is not applied to aligned chunks: "
+                      "set training.remix_stems: true (--remix) to use it", stacklevel=2)
     drop_outs = {name: {} for name in _DROP_OUTS}
     if enabled:
         _warn_unmapped(augmentations, stems)
@@ -292,7 +296,7 @@ def dataset_from_config(
         mixup_probabilities=mixup,
         stem_dropout_probabilities=drop_outs["stem_dropout"],
         mono_dropout_probabilities=drop_outs["mono_dropout"],
-        mix_across_tracks=bool(training.get("remix_stems", True)) if mix_across_tracks is None else mix_across_tracks,
+        mix_across_tracks=remix,
     )
 
 

@@ -40,7 +40,9 @@ class TrainingSettings:
         by default: bench/train_quality.py measured EMA 0.99 weights 0.2-0.3 dB better with it after 300
         steps (and as good as the raw weights), and it stops mattering after the first ~1000 updates.
     remix_stems: each training chunk's stems come from independently drawn tracks and offsets (random
-        remixing, MSST's default); false takes all stems of a chunk from one track and offset (the real mix).
+        remixing, MSST's default dataset_type 1); false, the default, takes all stems of a chunk from one
+        track and offset (the real mix): bench/train_quality.py measured it 0.35 dB better on ensemble music
+        whose voices share harmony and rhythm after 300 steps, and as good on independent synthetic stems.
     precision: "fp32", "bf16" (autocast, CPU or CUDA) or "fp16" (CUDA, with gradient scaling); MSST's
         `use_amp: true` means fp16 on CUDA and fp32 elsewhere.
     checkpoint_every: also save the training state every this many steps (0 = only at epoch ends).
@@ -60,7 +62,7 @@ class TrainingSettings:
     warmup_steps: int = 0
     ema_decay: float = 0.0
     ema_warmup: bool = True
-    remix_stems: bool = True
+    remix_stems: bool = False
     precision: str = "fp32"
     checkpoint_every: int = 0
     num_workers: int = 0
