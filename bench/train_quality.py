@@ -235,7 +235,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         for run in runs:
             start = time.perf_counter()
             if run == "plain":
-                config = config_for(stems, args, remix_stems=False, augment=False)
+                config = config_for(stems, args)  # aligned, unaugmented: what the loop reads
                 models = {"raw": train_plain(config, stems, train_root, args.steps, args.seed)}
             else:
                 config = config_for(stems, args, **COMMAND_RUNS[run])

@@ -153,6 +153,9 @@ def test_mixup_layers_a_second_chunk_of_the_same_stem(ramps):
     assert layered > 12
     _, single = RandomChunkDataset(ramps, STEMS, 1000, length=6, mix_across_tracks=True)[0]
     assert all(from_one_file(chunk) for chunk in single)
+    with pytest.warns(UserWarning, match="not applied to aligned chunks"):
+        _, aligned = RandomChunkDataset(ramps, STEMS, 1000, length=6, mixup_probabilities=(1.0,))[0]
+    assert all(from_one_file(chunk) for chunk in aligned)
 
 
 def test_stem_and_mono_drop_outs_silence_a_stem_or_one_of_its_channels(ramps):

@@ -95,6 +95,9 @@ class RandomChunkDataset(torch.utils.data.Dataset):
             raise ValueError(f"drop-out probabilities name stems the dataset does not have: {unknown}; its stems are {list(stems)}")
         if int(seed) < 0:
             raise ValueError(f"seed must be >= 0 (it seeds numpy's SeedSequence), got {seed}")
+        if mixup_probabilities and not mix_across_tracks:
+            warnings.warn("mixup layers chunks of remixed stems and is not applied to aligned chunks: set "
+                          "training.remix_stems: true (--remix; mix_across_tracks=True) to use it", stacklevel=2)
         self.tracks = list(tracks)
         self.stems = list(stems)
         self.chunk_size = int(chunk_size)
@@ -269,10 +272,6 @@ def dataset_from_config(
     if enabled and augmentations.get("loudness", False):
         gain_range = (float(augmentations.get("loudness_min", 0.5)), float(augmentations.get("loudness_max", 1.5)))
     mixup = tuple(float(p) for p in augmentations.get("mixup_probs", (0.2, 0.02))) if enabled and augmentations.get("mixup") else ()
-    remix = bool(training.get("remix_stems", False)) if mix_across_tracks is None else mix_across_tracks
-    if mixup and not remix:
-        warnings.warn("augmentations.mixup layers chunks of remixed stems and is not applied to aligned chunks: "
-                      "set training.remix_stems: true (--remix) to use it", stacklevel=2)
     drop_outs = {name: {} for name in _DROP_OUTS}
     if enabled:
         _warn_unmapped(augmentations, stems)
@@ -296,7 +295,7 @@ def dataset_from_config(
         mixup_probabilities=mixup,
         stem_dropout_probabilities=drop_outs["stem_dropout"],
         mono_dropout_probabilities=drop_outs["mono_dropout"],
-        mix_across_tracks=remix,
+        mix_across_tracks=bool(training.get("remix_stems", False)) if mix_across_tracks is None else mix_across_tracks,
     )
 
 
