@@ -10,7 +10,7 @@ rendering for the next run. Needs `apt-get install fluidsynth fluid-soundfont-gm
 `--dataset synthetic` uses bs_roformer's generated pop-like 4-stem music instead (no extra tools).
 
 Every run trains the same model from the same initialisation (BSRoformer dim 64, depth 2, 4 heads x 32,
-4 stems, upstream bs-roformer 0.5.1 settings) with Adam at 5e-4 for `--steps` steps of 4 x 65536-sample
+4 stems, upstream bs-roformer 0.5.1 settings) with Adam at 5e-4 (`--lr`) for `--steps` steps of 4 x 65536-sample
 chunks, then separates the held-out pieces with the chunked separator and scores global SDR (MDX):
   plain          a ten-line loop: random piece, random offset, the real mixture, no augmentation
   aligned        `bs-roformer train` defaults: all stems of a chunk from one piece and offset, no augmentation:
@@ -20,6 +20,8 @@ chunks, then separates the held-out pieces with the chunked separator and scores
   remix          stems remixed across pieces (training.remix_stems: true), no augmentation
   remix-aug      remixed and augmented
   aligned-aug-cosine  aligned and augmented, the learning rate decaying to 0 over the run (training.scheduler: cosine)
+  aligned-warmup      aligned, the learning rate rising linearly over the first 10 % of the steps (warmup_steps)
+  aligned-warmup-cosine  the same warm-up, then decaying to 0 (scheduler: cosine)
 Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
 EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
 training, so one run serves all three). Results compare per step, not per second. Two 2-thread jobs on 2
@@ -60,7 +62,10 @@ COMMAND_RUNS = {
     "remix": dict(remix_stems=True, augment=False),
     "remix-aug": dict(remix_stems=True, augment=True),
     "aligned-aug-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
+    "aligned-warmup": dict(remix_stems=False, augment=False, warmup=True),
+    "aligned-warmup-cosine": dict(remix_stems=False, augment=False, warmup=True, scheduler="cosine"),
 }
+WARMUP_FRACTION = 0.1  # of the run's steps, for the warm-up runs
 AUGMENTATIONS = {"enable": True, "loudness": True, "loudness_min": 0.5, "loudness_max": 1.5,
                  "all": {"channel_shuffle": 0.5, "random_polarity": 0.5}}
 # upstream bs-roformer 0.5.1's conventions (value residual, no DC zeroing, length not restored)
@@ -133,13 +138,15 @@ def prepare_data(args) -> List[str]:
 # --- training ----------------------------------------------------------------------------------------------
 
 
-def config_for(stems: List[str], args, remix_stems: bool = False, augment: bool = False, scheduler: str = "constant") -> dict:
+def config_for(stems: List[str], args, remix_stems: bool = False, augment: bool = False, scheduler: str = "constant",
+               warmup: bool = False) -> dict:
     return {
         "audio": {"chunk_size": args.chunk_size, "sample_rate": SAMPLE_RATE, "num_channels": 2},
         "model": dict(MODEL),
-        "training": {"model_type": "bs_roformer", "instruments": stems, "batch_size": 4, "lr": 5e-4, "optimizer": "adam",
+        "training": {"model_type": "bs_roformer", "instruments": stems, "batch_size": 4, "lr": args.lr, "optimizer": "adam",
                      "num_steps": args.steps, "num_epochs": 1, "scheduler": scheduler, "ema_decay": 0.99, "ema_warmup": False,
-                     "remix_stems": remix_stems, "seed": args.seed},
+                     "remix_stems": remix_stems, "seed": args.seed,
+                     "warmup_steps": round(WARMUP_FRACTION * args.steps) if warmup else 0},
         "augmentations": AUGMENTATIONS if augment else {"enable": False},
         "inference": {"chunk_size": args.chunk_size * 2, "num_overlap": 2, "batch_size": 2},
     }
@@ -204,6 +211,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--chunk-size", type=int, default=65536)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate, every run (the peak after a warm-up)")
     parser.add_argument("--train-pieces", type=int, default=60)
     parser.add_argument("--held-out-pieces", type=int, default=15)
     parser.add_argument("--runs", default=",".join(["plain", *COMMAND_RUNS]), help="comma-separated, from: plain, " + ", ".join(COMMAND_RUNS))

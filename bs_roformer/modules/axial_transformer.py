@@ -9,6 +9,7 @@ from rotary_embedding_torch import RotaryEmbedding
 from torch import nn
 
 from .checkpointing import maybe_checkpoint
+from .cpu_workers import map_across_cores
 from .graph_capture import capturing_graph
 from .pope import PolarEmbedding
 from .transformer import Transformer
@@ -17,6 +18,9 @@ from .transformer import Transformer
 # around 16 MB: fresh allocations of hundreds of MB cost a page fault per 4 kB (the default allocator maps
 # them anew every time), while small ones stay in cache and are reused.
 GROUP_TEMPORARY_FLOATS = 1 << 22
+# Inference on the CPU gives each core whole groups, one thread each, rather than every operator all cores
+# (modules/cpu_workers.py)
+GROUPS_ACROSS_CORES = True
 
 
 class AxialBlock(nn.ModuleList):
@@ -125,7 +129,8 @@ class AxialTransformer(nn.ModuleList):
         """Run `transformer` along the time ("t") or band ("f") axis of x (b, t, f, d).
 
         The sequences are independent, so they go through a group at a time. In inference each group's
-        output is written back over its input in x; with autograd the outputs are gathered. Returns the
+        output is written back over its input in x (on the CPU, the cores take groups side by side); with
+        autograd the outputs are gathered. Returns the
         output and, for value residual learning, the first attention's values: one (sequences, h, n, d)
         tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
         one big tensor instead would make autograd zero-fill a full-size gradient for every group).
@@ -137,22 +142,27 @@ class AxialTransformer(nn.ModuleList):
         per_group = max(1, self.group_tokens // length)
         groups = [(item, start, min(start + per_group, count)) for item in range(batch) for start in range(0, count, per_group)]
         in_place = not torch.is_grad_enabled()
-        outputs, values = [], []
-        for index, (item, start, stop) in enumerate(groups):
+
+        def run(index: int) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+            item, start, stop = groups[index]
             # (sequences, length, d) views into x
             sequences = x[item, :, start:stop].transpose(0, 1) if axis == "t" else x[item, start:stop]
             residual = None if value_residual is None else value_residual[index]
             out, group_values = maybe_checkpoint(self.use_torch_checkpoint, transformer, sequences, residual)
-            if self.value_residual and value_residual is None:
-                values.append(group_values)
             if in_place:
-                sequences.copy_(out)
-            else:
-                outputs.append(out)
+                sequences.copy_(out)  # groups are disjoint, so workers may write side by side
+                out = None
+            return out, group_values
+
+        if in_place and GROUPS_ACROSS_CORES and x.device.type == "cpu":
+            results = map_across_cores(run, range(len(groups)))
+        else:
+            results = [run(index) for index in range(len(groups))]
+        values = [group_values for _, group_values in results] if self.value_residual and value_residual is None else None
         if not in_place:
-            out = torch.cat(outputs)
+            out = torch.cat([out for out, _ in results])
             x = rearrange(out, "(b f) t d -> b t f d", b=batch) if axis == "t" else out.view(batch, frames, bands, dim)
-        return x, values or None
+        return x, values
 
     def _along_at_once(
         self, axis: str, transformer: nn.Module, x: torch.Tensor, value_residual: Optional[List[torch.Tensor]]

@@ -19,4 +19,9 @@ class RMSNorm(nn.Module):
         self.gamma = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != self.gamma.dtype:
+            # bf16 / fp16 activations under autocast: normalised in float32 and rounded once. (Passed as they
+            # are, torch upcasts them anyway, rounds the normalised values before the gain, and warns that it
+            # cannot fuse.)
+            return F.rms_norm(x.to(self.gamma.dtype), (self.dim,), self.gamma, self.eps).to(x.dtype)
         return F.rms_norm(x, (self.dim,), self.gamma, self.eps)
