@@ -17,7 +17,6 @@ from einops.layers.torch import Rearrange
 from rotary_embedding_torch import RotaryEmbedding
 from torch import einsum, nn
 
-from .graph_capture import capturing_graph
 from .norm import RMSNorm
 from .pope import PolarEmbedding, apply_pope
 from .recompute import linear_of
@@ -79,11 +78,8 @@ def attend(
     """softmax(q k^T * scale) v: (b, h, i, d), (b, h, j, d), (b, h, j, d) -> (b, h, i, d).
 
     `flash` uses `F.scaled_dot_product_attention`, which picks flash / memory-efficient kernels on CUDA and
-    fused kernels on CPU and MPS (but see attend_in_query_blocks for bf16 inference on the CPU);
-    otherwise the attention matrix is formed explicitly.
+    fused kernels on CPU and MPS; otherwise the attention matrix is formed explicitly.
     """
-    if flash and q.device.type == "cpu" and q.dtype == torch.bfloat16 and not torch.is_grad_enabled() and not capturing_graph():
-        return attend_in_query_blocks(q, k, v, scale=scale)
     if flash:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=scale)
 
@@ -91,32 +87,6 @@ def attend(
     similarity = einsum("b h i d, b h j d -> b h i j", q, k) * scale
     weights = F.dropout(similarity.softmax(dim=-1), p=dropout, training=dropout > 0)
     return einsum("b h i j, b h j d -> b h i d", weights, v)
-
-
-# queries per block: the float32 scores of a block stay a few MB (8 heads x 2 sequences x 801 keys: 6.5 MB);
-# blocks of 256 or all queries at once measured slower
-QUERY_BLOCK = 128
-
-
-def attend_in_query_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
-    """attend() for bf16 inference on the CPU: (b, h, i, d), (b, h, j, d), (b, h, j, d) -> (b, h, i, d).
-
-    torch's fused CPU attention computes reduced precision in float32, so without AMX it runs bf16 no faster
-    than float32, while bf16 matrix products run at 2-3x the float32 rate. Here the two products are bf16
-    matmuls over blocks of queries and the softmax is float32: 1.2x faster than the fused kernel at 801
-    positions, 2.2x at 62 (8 heads x 64, 1 thread). The scores are rounded to bf16 before the softmax, which
-    the fused kernel does not do (about 2x its relative error; covered by the bench's SNR against float32).
-    """
-    scale = q.shape[-1] ** -0.5 if scale is None else scale
-    batch, heads, length, dim_head = q.shape
-    # (b, i, h, d) memory, as the fused kernel returns: merging the heads afterwards is then a view
-    out = q.new_empty(batch, length, heads, v.shape[-1]).transpose(1, 2)
-    keys_t = k.transpose(-1, -2)
-    for start in range(0, length, QUERY_BLOCK):
-        rows = slice(start, start + QUERY_BLOCK)
-        scores = torch.matmul(q[:, :, rows], keys_t).float().mul_(scale)
-        out[:, :, rows] = torch.matmul(scores.softmax(dim=-1).to(v.dtype), v)
-    return out
 
 
 def gated_heads(out: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
