@@ -51,3 +51,24 @@ def test_groups_across_cores_give_the_same_output_in_the_callers_modes(monkeypat
         assert torch.equal(*outputs)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_dispatch_mode_sees_every_group(monkeypatch):
+    """FlopCounterMode (bench/speed.py's GFLOP/s) is thread-local: the groups then stay in the caller's thread."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        model = BSRoformer(**TINY, stereo=True, freqs_per_bands=SMALL_BANDS, **SMALL_STFT).eval()
+        audio = make_audio(2, 2, 8192)
+        counted = []
+        for across in (True, False):
+            monkeypatch.setattr(axial_transformer, "GROUPS_ACROSS_CORES", across)
+            with FlopCounterMode(display=False) as counter, torch.inference_mode():
+                model(audio)
+            counted.append(counter.get_total_flops())
+        assert counted[0] == counted[1] > 0
+    finally:
+        torch.set_num_threads(threads)

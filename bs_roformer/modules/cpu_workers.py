@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, List, Sequence, TypeVar
 
 import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -21,9 +22,11 @@ def map_across_cores(work: Callable[[Item], Result], items: Sequence[Item]) -> L
 
     The workers run in the caller's grad, inference and CPU autocast modes (all thread-local in torch). While
     they run, the process's intra-op thread count is 1 (torch's setting is process-wide); it is restored after.
+    Under a dispatch mode (FlopCounterMode, a debugging mode), which would not see other threads' operators,
+    the items run in the caller's thread.
     """
     threads = torch.get_num_threads()
-    if threads == 1 or len(items) < 2:
+    if threads == 1 or len(items) < 2 or _get_current_dispatch_mode() is not None:
         return [work(item) for item in items]
     inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
     autocast, autocast_dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
