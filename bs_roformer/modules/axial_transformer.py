@@ -130,10 +130,10 @@ class AxialTransformer(nn.ModuleList):
 
         The sequences are independent, so they go through a group at a time. In inference each group's
         output is written back over its input in x (on the CPU, the cores take groups side by side); with
-        autograd the outputs are gathered. Returns the
-        output and, for value residual learning, the first attention's values: one (sequences, h, n, d)
-        tensor per group, passed back as `value_residual` to the later layers, which group alike (slicing
-        one big tensor instead would make autograd zero-fill a full-size gradient for every group).
+        autograd the outputs are gathered. Returns the output and, for value residual learning, the first
+        attention's values: one (sequences, h, n, d) tensor per group, passed back as `value_residual` to the
+        later layers, which group alike (slicing one big tensor instead would make autograd zero-fill a
+        full-size gradient for every group).
         """
         if capturing_graph() or (self.training and getattr(transformer, "batch_statistics", False)):
             return self._along_at_once(axis, transformer, x, value_residual)
