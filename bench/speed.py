@@ -12,7 +12,8 @@ Runtime; audio-separator 0.47.1 and splifft 0.0.9 on the same MSST-lineage weigh
 with upstream's settings and upstream 0.5.1 on upstream-lineage weights. Every implementation gets the same
 input; times are the median of --runs runs after one warm-up, alternating, with 2 threads, and each is
 compared with ours on the same weights. Peak memory is the peak RSS of a fresh process that builds one
-implementation and runs it once. GFLOP/s counts the matrix work (matmuls and attention, from torch's
+implementation and runs it once. ONNX Runtime is timed in a fresh process of its own before the other rows
+(its session for A holds ~12 GB, too much beside them on a 24 GB machine). GFLOP/s counts the matrix work (matmuls and attention, from torch's
 FlopCounterMode) per second, against this machine's matmul peak of that precision measured just before.
 """
 
@@ -154,7 +155,8 @@ def build(implementation: str, model: str, kwargs: dict, state_dict=None, sample
 def splifft_network(model: str, kwargs: dict, ours, samples: int):
     """splifft's spectrum -> masks network with our weights (it leaves the STFT to its caller)."""
     if model != "bs":
-        raise RuntimeError("splifft's Mel-Band RoFormer needs torchaudio (its mel filter bank), not installed here")
+        # torchaudio's newest release (2.11.1) does not load its library under torch 2.13
+        raise RuntimeError("splifft's Mel-Band RoFormer imports torchaudio's mel filter bank; torchaudio has no release for this torch")
     with references.splifft_bs_roformer() as splifft:
         params = splifft.BSRoformerParams(
             chunk_size=samples, output_stem_names=("vocals",), dim=kwargs["dim"], depth=kwargs["depth"],
@@ -245,10 +247,13 @@ def matrix_flops(model, audio, target, training: bool) -> float:
     return counter.get_total_flops()
 
 
-def peak_memory_mb(implementation: str, name: str, weights: Path, quick: bool, onnx_file=None) -> float:
-    """Peak RSS of a fresh process that runs one step of one implementation."""
+def in_fresh_process(implementation: str, name: str, weights: Path, quick: bool, onnx_file=None, runs: int = 0) -> dict:
+    """One implementation of configuration `name` in a fresh process: one step, then `runs` timed steps.
+    Returns {"peak_mb", "seconds" (one per timed step), "output" (the first step's, (b, values, t))}; a
+    failure is reported and gives {"peak_mb": nan}."""
+    output_file = weights.with_name(f"{name}-{implementation}-output.pt")
     child = f"""
-import sys, torch
+import json, sys, torch
 sys.path.insert(0, {str(ROOT / 'bench')!r}); sys.path.insert(0, {str(ROOT)!r})
 import speed
 from peak_rss import peak_rss_mb
@@ -258,14 +263,15 @@ state = torch.load({str(weights)!r}, weights_only=True)
 net = speed.build({implementation!r}, model, kwargs, state, samples, {str(onnx_file) if onnx_file else None!r})
 del state
 audio, target = speed.inputs(batch, samples)
-speed.step(net, audio, target, training)
-print(peak_rss_mb())
+torch.save(speed.step(net, audio, target, training), {str(output_file)!r})
+seconds = [speed.timed(lambda: speed.step(net, audio, target, training)) for _ in range({runs})]
+print(json.dumps(dict(peak_mb=peak_rss_mb(), seconds=seconds)))
 """
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
     if result.returncode != 0:
-        print(f"  (peak memory of {implementation} not measured: {result.stderr.strip().splitlines()[-1]})")
-        return float("nan")
-    return float(result.stdout.strip().splitlines()[-1])
+        print(f"  ({implementation} in a fresh process failed: {(result.stderr.strip().splitlines() or ['killed'])[-1]})")
+        return dict(peak_mb=float("nan"))
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]), output=torch.load(output_file, weights_only=True))
 
 
 def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
@@ -373,16 +379,23 @@ def main() -> None:
                 weights[lineage] = Path(folder) / f"{name}-{lineage}.pt"
                 torch.save(state, weights[lineage])
             state_of = {impl: upstream_state if impl in ("upstream", "ours-upstream") else msst_state for impl in implementations}
-            onnx_file = None
+            onnx_file, onnx_run, notes = None, {}, {}
             if "onnxruntime" in implementations:
                 from bs_roformer.inference.onnx_export import export_onnx
 
                 onnx_file = Path(folder) / f"{name}.onnx"
                 export_seconds = timed(lambda: export_onnx(build("ours", model, kwargs, msst_state), onnx_file, opset=args.onnx_opset))
+                # in a process of its own, before the others are built: ONNX Runtime's session for A holds
+                # ~12 GB (every head's attention matrix), which beside the other rows overran 24 GB
+                onnx_run = in_fresh_process("onnxruntime", name, weights["msst"], args.quick, onnx_file, runs)
+                if "output" not in onnx_run:
+                    notes["onnxruntime"] = "its process failed (out of memory?)"
             audio, target = inputs(batch, samples)
 
-            nets, notes = {}, {}
+            nets = {}
             for impl in implementations:
+                if impl == "onnxruntime":
+                    continue
                 try:
                     nets[impl] = build(impl, model, kwargs, state_of[impl], samples, onnx_file)
                 except RuntimeError as error:
@@ -391,19 +404,25 @@ def main() -> None:
             precisions = ["fp32"]
             if native_bf16 and not training and model not in REFERENCE_NOTES and (name in ("A", "M") if not args.quick else name == names[0]):
                 precisions.append("bf16")
-            reference = {impl: step(nets[impl], audio, target, training) for impl in nets if not training}  # fp32
             for precision in precisions:
-                if precision == "bf16":
-                    nets.pop("onnxruntime", None)  # an fp32 graph
-                warm = {impl: timed(lambda: step(nets[impl], audio, target, training, precision)) for impl in nets}
+                outputs, warm = {}, {}  # the warm-up's outputs are the ones compared
+                for impl in nets:
+                    start = time.perf_counter()
+                    outputs[impl] = step(nets[impl], audio, target, training, precision)
+                    warm[impl] = time.perf_counter() - start
+                if precision == "fp32":
+                    reference = outputs
                 times = {impl: [] for impl in nets}
                 for _ in range(runs):  # alternating, so drift hits every implementation alike
                     for impl in nets:
                         times[impl].append(timed(lambda: step(nets[impl], audio, target, training, precision)))
                 seconds = {impl: statistics.median(values) for impl, values in times.items()}
                 memory = {impl: float("nan") if args.no_memory or precision != "fp32"
-                          else peak_memory_mb(impl, name, weights["upstream" if impl in ("upstream", "ours-upstream") else "msst"], args.quick, onnx_file)
+                          else in_fresh_process(impl, name, weights["upstream" if impl in ("upstream", "ours-upstream") else "msst"], args.quick)["peak_mb"]
                           for impl in nets}
+                if precision == "fp32" and "output" in onnx_run:  # an fp32 graph: no bf16 row
+                    seconds["onnxruntime"], memory["onnxruntime"] = statistics.median(onnx_run["seconds"]), onnx_run["peak_mb"]
+                    reference["onnxruntime"] = onnx_run["output"]
                 peak = max(matmul_peak(torch.float32), matmul_peak(torch.float32)) if precision == "fp32" else matmul_peak(torch.bfloat16, size=512)
                 description = f"{name} {precision}: {model.upper()} " + ", ".join(f"{key} {value}" for key, value in kwargs.items() if key in ("dim", "depth", "num_bands"))
                 print(f"\n{description}, batch {batch}, {samples} samples{', training step' if training else ''}; "
@@ -412,7 +431,7 @@ def main() -> None:
                 print(header)
                 print("-" * len(header))
                 for impl in implementations:
-                    if impl not in nets:
+                    if impl not in seconds:
                         print(f"{LABELS[impl]:28s}  n/a: {notes.get(impl, 'fp32 only')}")
                         continue
                     baseline = BASELINE.get(impl, "ours")
@@ -429,7 +448,7 @@ def main() -> None:
                         agreement = relative_difference(reference[impl], reference[baseline])
                         text = "-" if impl == baseline else f"outputs within {agreement:.1e} of the scale"
                     else:
-                        agreement = snr_db(step(nets[impl], audio, target, training, precision), reference[baseline])
+                        agreement = snr_db(outputs[impl], reference[baseline])
                         text = f"SNR {agreement:.1f} dB against {LABELS[baseline]} fp32"
                     if impl == "compile":
                         text += f"; first call {warm[impl]:.1f} s (compiling)"

@@ -5,6 +5,7 @@ every step where ranks could fail apart (reading data, checking a run folder, va
 through `Processes.together`, which raises on every rank once any has failed.
 """
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, TypeVar
@@ -81,5 +82,9 @@ class Processes:
         return values
 
     def stop(self) -> None:
+        """Leave the process group and free it now, while Python runs. Freed later by the collector at
+        interpreter exit, gloo's worker threads can no longer take the GIL to release the tensors of their last
+        collective, and the process aborts ("terminate called without an active exception")."""
         if self.distributed and dist.is_initialized():
+            gc.collect()  # anything in a reference cycle that still holds the group (a DDP wrapper)
             dist.destroy_process_group()

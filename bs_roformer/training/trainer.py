@@ -108,6 +108,7 @@ class Trainer:
 
     def close(self) -> None:
         """Leave the process group (nothing to do in a single process)."""
+        self.__dict__.pop("trained", None)  # a DDP wrapper holds the process group, which must go (Processes.stop)
         self.processes.stop()
 
     def _build(self, config, data, out, valid, pretrained, freeze_backbone, resume, max_steps, progress, overrides) -> None:
