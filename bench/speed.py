@@ -13,8 +13,9 @@ with upstream's settings and upstream 0.5.1 on upstream-lineage weights. Every i
 input; times are the median of --runs runs after one warm-up, alternating, with 2 threads, and each is
 compared with ours on the same weights. Peak memory is the peak RSS of a fresh process that builds one
 implementation and runs it once. ONNX Runtime is timed in a fresh process of its own before the other rows
-(its session for A holds ~12 GB, too much beside them on a 24 GB machine). GFLOP/s counts the matrix work (matmuls and attention, from torch's
-FlopCounterMode) per second, against this machine's matmul peak of that precision measured just before.
+(its session for A peaks at 20 GB, too much beside them on a 24 GB machine). GFLOP/s counts the matrix work
+(matmuls and attention, from torch's FlopCounterMode) per second, against this machine's matmul peak of that
+precision measured just before.
 """
 
 import argparse
@@ -385,8 +386,8 @@ def main() -> None:
 
                 onnx_file = Path(folder) / f"{name}.onnx"
                 export_seconds = timed(lambda: export_onnx(build("ours", model, kwargs, msst_state), onnx_file, opset=args.onnx_opset))
-                # in a process of its own, before the others are built: ONNX Runtime's session for A holds
-                # ~12 GB (every head's attention matrix), which beside the other rows overran 24 GB
+                # in a process of its own, before the others are built: ONNX Runtime's session for A peaks at
+                # 20 GB (every head's attention matrix), which beside the other rows overran 24 GB
                 onnx_run = in_fresh_process("onnxruntime", name, weights["msst"], args.quick, onnx_file, runs)
                 if "output" not in onnx_run:
                     notes["onnxruntime"] = "its process failed (out of memory?)"
