@@ -1,5 +1,6 @@
 """Training: the validation loss goes down, resuming continues the same run bit for bit, two DDP processes
-stay identical, fine-tuning to other stems keeps the backbone, and `evaluate` prints and saves its tables."""
+stay identical and leave no process group behind, fine-tuning to other stems keeps the backbone, and `evaluate`
+prints and saves its tables."""
 
 import json
 import os
@@ -110,6 +111,34 @@ def test_two_ddp_processes_end_with_identical_weights(data, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     digests = json.loads((tmp_path / "ddp" / "log.json").read_text())[-1]["weights_digest_per_rank"]
     assert len(digests) == 2 and digests[0] == digests[1]
+
+
+GLOO_THREADS_AFTER_STOP = """
+import os, torch
+from torch.nn.parallel import DistributedDataParallel
+from bs_roformer.training.distributed import Processes
+processes = Processes.start()
+processes.join(torch.device("cpu"))
+trained = DistributedDataParallel(torch.nn.Linear(3, 3))
+trained(torch.randn(2, 3)).sum().backward()
+processes.gather(processes.rank)
+del trained
+processes.stop()
+print(sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="lists threads through /proc (Linux)")
+def test_process_group_and_its_threads_are_gone_after_stop(tmp_path):
+    # a group that outlives `stop` is torn down at interpreter exit, where gloo's threads abort the process now and then
+    script = tmp_path / "stop.py"
+    script.write_text(GLOO_THREADS_AFTER_STOP)
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    thread_lists = result.stdout.strip().splitlines()
+    assert len(thread_lists) == 2 and not any("gloo" in threads for threads in thread_lists), result.stdout
 
 
 def test_evaluate_command_prints_and_saves_tables(data, finished_run, tmp_path, capsys):

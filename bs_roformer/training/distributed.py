@@ -56,6 +56,9 @@ class Processes:
         if self.distributed and not dist.is_initialized():
             if device.type == "cuda":  # nccl's object collectives (gather, together) run on the current GPU
                 torch.cuda.set_device(device)
+            # torch.distributed.nn.functional takes the default group as its functions' default argument when first
+            # imported (DDP imports it); imported after the group exists, it keeps the group alive past `stop`
+            import torch.distributed.nn  # noqa: F401
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
     def together(self, action: Callable[[], T]) -> T:
@@ -82,9 +85,9 @@ class Processes:
         return values
 
     def stop(self) -> None:
-        """Leave the process group and free it now, while Python runs. Freed later by the collector at
-        interpreter exit, gloo's worker threads can no longer take the GIL to release the tensors of their last
-        collective, and the process aborts ("terminate called without an active exception")."""
+        """Leave the process group and free it now, while Python runs. Freed only at interpreter exit, gloo's
+        worker threads may no longer take the GIL to release the tensors of their last collective, and the
+        process aborts now and then ("terminate called without an active exception")."""
         if self.distributed and dist.is_initialized():
             gc.collect()  # anything in a reference cycle that still holds the group (a DDP wrapper)
             dist.destroy_process_group()
