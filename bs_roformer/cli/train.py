@@ -33,7 +33,7 @@ def main(argv: List[str]) -> int:
     parser.add_argument("--lr", type=float, help="override training.lr")
     parser.add_argument("--scheduler", choices=SCHEDULERS, help="override training.scheduler")
     parser.add_argument("--warmup-steps", type=int, help="override training.warmup_steps")
-    parser.add_argument("--ema-decay", type=float, help="override training.ema_decay (0 = no EMA weights)")
+    parser.add_argument("--ema-decay", type=float, help="override training.ema_decay (0.99 by default; 0 = no EMA weights)")
     parser.add_argument("--ema-warmup", action=argparse.BooleanOptionalAction, default=None,
                         help="let the EMA decay grow over its first updates (training.ema_warmup; on by default)")
     remix = parser.add_mutually_exclusive_group()

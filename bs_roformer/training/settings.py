@@ -35,6 +35,8 @@ class TrainingSettings:
     scheduler: "plateau" (MSST: lr x reduce_factor after `patience` epochs without a better validation SDR),
         "cosine" (to 0 over the run) or "constant"; all after `warmup_steps` of linear warm-up.
     ema_decay: keep an exponential moving average of the weights (0 = off); validation and best.ckpt use it.
+        0.99 by default: bench/train_quality.py measured its weights (with the warm-up) 0.44 dB better than the
+        raw ones after 300 steps at a learning rate of 2e-3, and never more than 0.06 dB worse in any run.
     ema_warmup: the average's decay grows as min(ema_decay, (1 + n) / (10 + n)) over its first updates n, so
         the average forgets the random initialisation quickly (TensorFlow's ExponentialMovingAverage rule). On
         by default: bench/train_quality.py measured EMA 0.99 weights 0.2-0.3 dB better with it after 300
@@ -60,7 +62,7 @@ class TrainingSettings:
     patience: int = 2
     reduce_factor: float = 0.95
     warmup_steps: int = 0
-    ema_decay: float = 0.0
+    ema_decay: float = 0.99
     ema_warmup: bool = True
     remix_stems: bool = False
     precision: str = "fp32"
