@@ -65,6 +65,7 @@ COMMAND_RUNS = {
     "aligned-warmup": dict(remix_stems=False, augment=False, warmup=True),
     "aligned-warmup-cosine": dict(remix_stems=False, augment=False, warmup=True, scheduler="cosine"),
 }
+SPLIT_SEED = 0  # the same pieces train and are held out whatever --seed, so that runs of any seed compare
 WARMUP_FRACTION = 0.1  # of the run's steps, for the warm-up runs
 AUGMENTATIONS = {"enable": True, "loudness": True, "loudness_min": 0.5, "loudness_max": 1.5,
                  "all": {"channel_shuffle": 0.5, "random_polarity": 0.5}}
@@ -76,7 +77,7 @@ MODEL = dict(dim=64, depth=2, heads=4, dim_head=32, stereo=True, num_stems=4, va
 # --- data --------------------------------------------------------------------------------------------------
 
 
-def render_chorales(root: Path, train: int, held_out: int, seed: int) -> None:
+def render_chorales(root: Path, train: int, held_out: int) -> None:
     """root/train/<piece>/{soprano,alto,tenor,bass,mixture}.wav and root/held_out/..., each voice its own stem."""
     from music21 import corpus, instrument
 
@@ -89,7 +90,7 @@ def render_chorales(root: Path, train: int, held_out: int, seed: int) -> None:
             pieces.append((name.replace("/", "_"), score))
         if len(pieces) >= 2 * (train + held_out):  # enough to draw from
             break
-    random.Random(seed).shuffle(pieces)
+    random.Random(SPLIT_SEED).shuffle(pieces)
     if len(pieces) < train + held_out:
         raise SystemExit(f"music21's corpus has only {len(pieces)} four-voice chorales")
     for split, chosen in (("train", pieces[:train]), ("held_out", pieces[train : train + held_out])):
@@ -131,7 +132,7 @@ def prepare_data(args) -> List[str]:
             write_synthetic_dataset(args.data / "train", tracks=args.train_pieces, seconds=30, sample_rate=SAMPLE_RATE)
             write_synthetic_dataset(args.data / "held_out", tracks=args.held_out_pieces, seconds=args.held_out_seconds, sample_rate=SAMPLE_RATE, seed=1000)
         return SYNTHETIC_STEMS
-    render_chorales(args.data, args.train_pieces, args.held_out_pieces, args.seed)
+    render_chorales(args.data, args.train_pieces, args.held_out_pieces)
     return VOICES
 
 
@@ -210,7 +211,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--chunk-size", type=int, default=65536)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training runs (the chorales' split into train and held out stays the same)")
     parser.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate, every run (the peak after a warm-up)")
     parser.add_argument("--train-pieces", type=int, default=60)
     parser.add_argument("--held-out-pieces", type=int, default=15)
