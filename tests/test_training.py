@@ -114,7 +114,7 @@ def test_two_ddp_processes_end_with_identical_weights(data, tmp_path):
 
 
 GLOO_THREADS_AFTER_STOP = """
-import os, torch
+import json, os, sys, torch
 from torch.nn.parallel import DistributedDataParallel
 from bs_roformer.training.distributed import Processes
 processes = Processes.start()
@@ -124,7 +124,8 @@ trained(torch.randn(2, 3)).sum().backward()
 processes.gather(processes.rank)
 del trained
 processes.stop()
-print(sorted(open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")))
+threads = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+open(f"{sys.argv[1]}/threads-{processes.rank}.json", "w").write(json.dumps(threads))
 """
 
 
@@ -134,11 +135,12 @@ def test_process_group_and_its_threads_are_gone_after_stop(tmp_path):
     script = tmp_path / "stop.py"
     script.write_text(GLOO_THREADS_AFTER_STOP)
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    thread_lists = result.stdout.strip().splitlines()
-    assert len(thread_lists) == 2 and not any("gloo" in threads for threads in thread_lists), result.stdout
+    for rank in range(2):
+        threads = json.loads((tmp_path / f"threads-{rank}.json").read_text())
+        assert not [name for name in threads if "gloo" in name], (rank, threads)
 
 
 def test_evaluate_command_prints_and_saves_tables(data, finished_run, tmp_path, capsys):
