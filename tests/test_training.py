@@ -101,14 +101,19 @@ def test_fine_tuning_to_other_stems_keeps_the_backbone(data, finished_run, tmp_p
     assert not torch.equal(tuned["mask_estimators.0.to_freqs.0.0.0.weight"], pretrained["mask_estimators.0.to_freqs.0.0.0.weight"])
 
 
+def run_two_processes(*arguments: str, timeout: float) -> None:
+    """`torchrun --standalone --nproc_per_node 2 ARGUMENTS...`, one thread each, with this checkout importable."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_two_ddp_processes_end_with_identical_weights(data, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(tiny_training_config(num_steps=2, num_epochs=1)))
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bs_roformer",
-               "train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "ddp"), "--no-progress"]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes("-m", "bs_roformer", "train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "ddp"),
+                      "--no-progress", timeout=300)
     digests = json.loads((tmp_path / "ddp" / "log.json").read_text())[-1]["weights_digest_per_rank"]
     assert len(digests) == 2 and digests[0] == digests[1]
 
@@ -134,10 +139,7 @@ def test_process_group_and_its_threads_are_gone_after_stop(tmp_path):
     # a group that outlives `stop` is torn down at interpreter exit, where gloo's threads abort the process now and then
     script = tmp_path / "stop.py"
     script.write_text(GLOO_THREADS_AFTER_STOP)
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(tmp_path)]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_two_processes(str(script), str(tmp_path), timeout=120)
     for rank in range(2):
         threads = json.loads((tmp_path / f"threads-{rank}.json").read_text())
         assert not [name for name in threads if "gloo" in name], (rank, threads)
