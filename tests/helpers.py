@@ -3,13 +3,18 @@ the largest differences seen (printed at the end of the run)."""
 
 import http.server
 import math
+import os
+import subprocess
+import sys
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Dict
 
 import torch
 import torch.nn.functional as F
 
+REPO = Path(__file__).resolve().parent.parent
 # name -> largest relative difference seen by `assert_relative_close`, for the end-of-run summary
 LARGEST_DIFFERENCES: Dict[str, float] = {}
 
@@ -155,3 +160,12 @@ def two_transform_mrstft(estimate, target, window_sizes, hop_length, min_n_fft, 
                       normalized=normalized, window=window_fn(window_size), return_complex=True)
         total = total + F.l1_loss(torch.stft(estimate, **kwargs), torch.stft(target, **kwargs))
     return total
+
+
+def run_two_processes(*arguments: str, timeout: float, succeed: bool = True) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node 2 ARGUMENTS...`, one thread each, with this checkout importable."""
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
+    assert (result.returncode == 0) == succeed, f"exit code {result.returncode}: " + result.stderr[-3000:]
+    return result

@@ -1,8 +1,5 @@
 """Separating a folder across processes with torchrun: every file once, one summary from rank 0."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +11,8 @@ from bs_roformer import LoadedModel, Separator
 from bs_roformer.inference.config import model_from_config, read_config, stem_names
 from bs_roformer.inference.sharding import share
 from bs_roformer.training.distributed import Processes
-from helpers import perturb_, tiny_config
+from helpers import perturb_, run_two_processes, tiny_config
 
-REPO = Path(__file__).resolve().parent.parent
 STEMS = ("drums", "bass", "other", "vocals")
 
 
@@ -40,13 +36,10 @@ def test_two_cpu_processes_separate_a_folder(tmp_path):
         sf.write(songs / f"song{index}.wav", (0.1 * rng.standard_normal((6000 + 1000 * index, 2))).astype(np.float32), 44100)
     (songs / "broken.wav").write_bytes(b"not audio at all")
 
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "bs_roformer",
-               "separate", str(songs), "-o", str(tmp_path / "out"), "--model", str(tmp_path / "model.ckpt"),
-               "--config", str(tmp_path / "config.yaml"), "--device", "cpu", "--disable_detailed_pbar"]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
-
-    assert result.returncode != 0, "the broken file must make the run fail"
+    # the broken file makes the run fail, after the others are written
+    result = run_two_processes("-m", "bs_roformer", "separate", str(songs), "-o", str(tmp_path / "out"),
+                               "--model", str(tmp_path / "model.ckpt"), "--config", str(tmp_path / "config.yaml"),
+                               "--device", "cpu", "--disable_detailed_pbar", timeout=300, succeed=False)
     assert result.stderr.count("separated 3 of 4 inputs") == 1, result.stderr[-3000:]
     assert result.stderr.count("1 failed:") == 1 and "broken.wav" in result.stderr
     loaded = LoadedModel(model, "bs_roformer", read_config(config), stem_names(read_config(config), 4), "test")

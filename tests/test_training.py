@@ -3,9 +3,6 @@ stay identical and leave no process group behind, fine-tuning to other stems kee
 prints and saves its tables."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +15,10 @@ from bs_roformer.cli import main as cli_main
 from bs_roformer.inference import Separator, load_model
 from bs_roformer.metrics import global_sdr
 from bs_roformer.training import FullTrackDataset, Trainer, find_tracks, write_synthetic_dataset
+from helpers import run_two_processes
 
 RATE = 16000
 INSTRUMENTS = ["vocals", "drums", "bass", "other"]
-REPO = Path(__file__).resolve().parent.parent
 
 
 def tiny_training_config(**training) -> dict:
@@ -99,14 +96,6 @@ def test_fine_tuning_to_other_stems_keeps_the_backbone(data, finished_run, tmp_p
     backbone = [key for key in tuned if not key.startswith("mask_estimators")]
     assert all(torch.equal(tuned[key], pretrained[key]) for key in backbone)
     assert not torch.equal(tuned["mask_estimators.0.to_freqs.0.0.0.weight"], pretrained["mask_estimators.0.to_freqs.0.0.0.weight"])
-
-
-def run_two_processes(*arguments: str, timeout: float) -> None:
-    """`torchrun --standalone --nproc_per_node 2 ARGUMENTS...`, one thread each, with this checkout importable."""
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *arguments]
-    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_two_ddp_processes_end_with_identical_weights(data, tmp_path):
