@@ -22,6 +22,7 @@ chunks, then separates the held-out pieces with the chunked separator and scores
   aligned-aug-cosine  aligned and augmented, the learning rate decaying to 0 over the run (training.scheduler: cosine)
   aligned-warmup      aligned, the learning rate rising linearly over the first 10 % of the steps (warmup_steps)
   aligned-warmup-cosine  the same warm-up, then decaying to 0 (scheduler: cosine)
+  aligned-sdr    aligned, trained on minus the SDR in dB (model.loss: sdr) instead of the L1 waveform + STFT loss
 Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
 EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
 training, so one run serves all three). Results compare per step, not per second. Two 2-thread jobs on 2
@@ -64,6 +65,7 @@ COMMAND_RUNS = {
     "aligned-aug-cosine": dict(remix_stems=False, augment=True, scheduler="cosine"),
     "aligned-warmup": dict(remix_stems=False, augment=False, warmup=True),
     "aligned-warmup-cosine": dict(remix_stems=False, augment=False, warmup=True, scheduler="cosine"),
+    "aligned-sdr": dict(remix_stems=False, augment=False, loss="sdr"),
 }
 SPLIT_SEED = 0  # the same pieces train and are held out whatever --seed, so that runs of any seed compare
 WARMUP_FRACTION = 0.1  # of the run's steps, for the warm-up runs
@@ -140,10 +142,10 @@ def prepare_data(args) -> List[str]:
 
 
 def config_for(stems: List[str], args, remix_stems: bool = False, augment: bool = False, scheduler: str = "constant",
-               warmup: bool = False) -> dict:
+               warmup: bool = False, loss: str = "t+mrstft") -> dict:
     return {
         "audio": {"chunk_size": args.chunk_size, "sample_rate": SAMPLE_RATE, "num_channels": 2},
-        "model": dict(MODEL),
+        "model": dict(MODEL, loss=loss),
         "training": {"model_type": "bs_roformer", "instruments": stems, "batch_size": 4, "lr": args.lr, "optimizer": "adam",
                      "num_steps": args.steps, "num_epochs": 1, "scheduler": scheduler, "ema_decay": 0.99, "ema_warmup": False,
                      "remix_stems": remix_stems, "seed": args.seed,

@@ -125,7 +125,7 @@ def test_tiny_bsrnn_overfits_one_mixture():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(layer_type="transformer"), "layer_type must be one of lstm, gru, conv"),
-    (dict(loss="t+sdr"), "loss must join terms from t, tf, mrstft"),
+    (dict(loss="t+snr"), "loss must join terms from t, tf, mrstft, sdr"),
     (dict(layer_type="conv", conv_kernel_size=4), "conv_kernel_size must be odd"),
     (dict(attention_heads=3), "attention_heads (3) must divide dim (16)"),
     (dict(freqs_per_bands="bark"), "unknown band schema 'bark'"),

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from bs_roformer import BSRoformer
-from bs_roformer.modules.loss import MultiResolutionSTFTLoss
+from bs_roformer.metrics import global_sdr
+from bs_roformer.modules.loss import MultiResolutionSTFTLoss, negative_sdr
 from helpers import two_transform_mrstft
 
 
@@ -41,10 +42,10 @@ def test_multi_resolution_stft_loss_equals_two_transforms(window_sizes, hop_leng
 def test_model_losses_equal_their_definitions():
     torch.manual_seed(0)
     model = BSRoformer(dim=16, depth=1, stereo=True, num_stems=2, freqs_per_bands=(64,) * 8 + (1,), stft_n_fft=1024,
-                       stft_win_length=1024, stft_hop_length=256, loss="t+tf+mrstft",
+                       stft_win_length=1024, stft_hop_length=256, loss="t+tf+mrstft+sdr",
                        multi_stft_resolutions_window_sizes=(1024, 256), multi_stft_hop_size=128)
     mix, target = torch.randn(2, 2, 4096), torch.randn(2, 2, 2, 4096)
-    total, (waveform, spectral, multi_resolution) = model(mix, target=target, return_loss_breakdown=True)
+    total, (waveform, spectral, multi_resolution, sdr) = model(mix, target=target, return_loss_breakdown=True)
 
     estimate = model(mix)
     as_batch = "b n s t -> (b n) s t"
@@ -53,7 +54,20 @@ def test_model_losses_equal_their_definitions():
     assert torch.allclose(spectral, expected_spectral, rtol=1e-6, atol=0)
     expected_multi = two_transform_mrstft(estimate, target, (1024, 256), 128, 1024, False, torch.hann_window)
     assert torch.allclose(multi_resolution, expected_multi, rtol=1e-6, atol=0)
-    assert torch.allclose(total, waveform + spectral + multi_resolution)
+    assert torch.allclose(sdr, -global_sdr(target, estimate.detach()).mean().float(), rtol=1e-5, atol=1e-5)
+    assert torch.allclose(total, waveform + spectral + multi_resolution + sdr)
+
+
+def test_negative_sdr_is_minus_the_mean_global_sdr_with_its_gradient():
+    torch.manual_seed(0)
+    target = torch.randn(2, 3, 2, 500, dtype=torch.float64)
+    estimate = (target + 0.3 * torch.randn_like(target)).requires_grad_(True)
+    target[0, 1] = 0  # a silent stem stays finite, as in the metric
+    assert torch.allclose(negative_sdr(estimate, target), -global_sdr(target, estimate.detach()).mean(), rtol=1e-12, atol=0)
+    assert torch.autograd.gradcheck(negative_sdr, (estimate, target))
+    # under bf16 the sums are still taken in float32
+    loss = negative_sdr(estimate.detach().bfloat16(), target.bfloat16())
+    assert loss.dtype == torch.float32
 
 
 def test_multi_resolution_stft_loss_of_a_perfect_estimate_has_zero_gradient():

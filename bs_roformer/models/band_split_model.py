@@ -20,7 +20,7 @@ from ..compat import mask_hidden_layers
 from ..modules.band_split import BandSplit
 from ..modules.bands import BandLayout
 from ..modules.checkpointing import maybe_checkpoint
-from ..modules.loss import MultiResolutionSTFTLoss
+from ..modules.loss import MultiResolutionSTFTLoss, negative_sdr
 from ..modules.mask_heads import mask_estimator_factory
 from ..modules.norm import RMSNorm
 from ..modules.stft import STFT, complex_multiply
@@ -136,8 +136,8 @@ class BandSplitModel(ConfiguredModel):
         """Separate `raw_audio` (b, t) or (b, s, t); with `target`, return the training loss instead.
 
         target: (b, s, t) for one stem (or (b, t) for mono), (b, n, s, t) for n stems, t as the input.
-        Loss = L1(estimate, target) + multi_stft_resolution_loss_weight * multi-resolution STFT L1;
-        `return_loss_breakdown` also returns (L1, multi-resolution STFT L1).
+        Loss = the sum of the config's `loss` terms, by default L1(estimate, target) +
+        multi_stft_resolution_loss_weight * multi-resolution STFT L1; `return_loss_breakdown` also returns the terms.
         """
         audio = self._check_audio(raw_audio)
         spec = self.stft(audio)  # (b, (f s), frames, 2)
@@ -182,6 +182,8 @@ class BandSplitModel(ConfiguredModel):
             return F.l1_loss(estimate, target)
         if name == "mrstft":
             return self.multi_stft_loss(estimate, target)
+        if name == "sdr":
+            return negative_sdr(estimate, target)
         # the STFT is linear: the distance of two transforms is the transform of the difference
         return self.stft(rearrange(estimate - target, "... s t -> (...) s t")).abs().mean()
 

@@ -73,11 +73,12 @@ TYPE_CHECKS = BeartypeConf(is_pep484_tower=True)
 
 ConfigT = TypeVar("ConfigT", bound="ModelConfig")
 
-# L1 distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
+# distances between estimate and target that a training loss can add up (`loss="t+tf"`, ...)
 LOSS_TERMS = {
-    "t": "waveform",
-    "tf": "real and imaginary parts of the model's own STFT",
-    "mrstft": "multi-resolution STFT (weighted by multi_stft_resolution_loss_weight)",
+    "t": "L1 of the waveform",
+    "tf": "L1 of the real and imaginary parts of the model's own STFT",
+    "mrstft": "L1 of multi-resolution STFTs (weighted by multi_stft_resolution_loss_weight)",
+    "sdr": "minus the global SDR in dB of each stem's chunk (the MDX metric), averaged",
 }
 
 
@@ -238,7 +239,7 @@ class BandSplitConfig(ModelConfig):
         "hyperace_residual_v1 / _v2, axial_refiner_large_v2 (bs_roformer.modules.mask_heads)",
     )
     use_torch_checkpoint: bool = setting(False, "recompute activations in the backward pass (less memory, same results)")
-    loss: str = setting("t+mrstft", "training loss: L1 terms joined by '+' (t: waveform, tf: STFT, mrstft: multi-res. STFT)")
+    loss: str = setting("t+mrstft", "training loss: terms joined by '+' (t, tf, mrstft: L1 of waveform, STFT, multi-res. STFT; sdr: -SDR in dB)")
     sum_stem_losses: bool = setting(False, "the loss sums the per-stem losses (multi-task learning) instead of averaging")
     multi_stft_resolution_loss_weight: float = setting(1.0, "weight of the multi-resolution STFT loss term")
     multi_stft_resolutions_window_sizes: Sequence[int] = setting(

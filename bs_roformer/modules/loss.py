@@ -1,4 +1,4 @@
-"""Training loss of BS-RoFormer: time-domain L1 plus a multi-resolution STFT L1 (section 4.3 of the paper)."""
+"""Training losses: BS-RoFormer's multi-resolution STFT L1 (section 4.3 of the paper), and the negative SDR."""
 
 from typing import Callable, Sequence
 
@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from ..metrics import GLOBAL_SDR_EPS
 
 
 class MeanSpectrumMagnitude(torch.autograd.Function):
@@ -81,3 +83,16 @@ class MultiResolutionSTFTLoss(nn.Module):
         window = self.window_fn(window_size, device=like.device).to(like.dtype)
         left = (n_fft - window_size) // 2
         return F.pad(window, (left, n_fft - window_size - left))
+
+
+def negative_sdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Minus the global SDR (dB) of each stem's chunk, averaged: (..., channels, t), (..., channels, t) -> scalar.
+
+    The MDX metric itself (metrics.global_sdr, its epsilon too), differentiable, in at least float32 (bf16 under
+    autocast would round the sums): in dB, every stem counts by its relative error, a quiet one as much as a loud one.
+    """
+    dtype = torch.promote_types(estimate.dtype, torch.float32)
+    estimate, target = estimate.to(dtype), target.to(dtype)
+    signal = target.square().sum(dim=(-2, -1))
+    error = (target - estimate).square().sum(dim=(-2, -1))
+    return (10 * torch.log10((error + GLOBAL_SDR_EPS) / (signal + GLOBAL_SDR_EPS))).mean()
