@@ -11,10 +11,11 @@ rendering for the next run. Needs `apt-get install fluidsynth fluid-soundfont-gm
 
 Every run trains the same model from the same initialisation (BSRoformer dim 64, depth 2, 4 heads x 32,
 4 stems, upstream bs-roformer 0.5.1 settings) with Adam at 5e-4 (`--lr`) for `--steps` steps of 4 x 65536-sample
-chunks, then separates the held-out pieces with the chunked separator and scores global SDR (MDX):
+chunks, then separates the held-out pieces with the chunked separator and scores global SDR (MDX). Every run
+but aligned-sdr trains on the model's own loss (L1 of the waveform + multi-resolution STFT, model.loss: t+mrstft):
   plain          a ten-line loop: random piece, random offset, the real mixture, no augmentation
-  aligned        `bs-roformer train` defaults: all stems of a chunk from one piece and offset, no augmentation:
-                 the command doing what the plain loop does
+  aligned        `bs-roformer train` with the model's own loss: all stems of a chunk from one piece and offset,
+                 no augmentation: the command doing what the plain loop does
   aligned-aug    aligned, with the augmentation MSST's configs usually switch on: gain 0.5..1.5, channel swap
                  and polarity flip (p 0.5 each) per stem
   remix          stems remixed across pieces (training.remix_stems: true), no augmentation
@@ -22,12 +23,12 @@ chunks, then separates the held-out pieces with the chunked separator and scores
   aligned-aug-cosine  aligned and augmented, the learning rate decaying to 0 over the run (training.scheduler: cosine)
   aligned-warmup      aligned, the learning rate rising linearly over the first 10 % of the steps (warmup_steps)
   aligned-warmup-cosine  the same warm-up, then decaying to 0 (scheduler: cosine)
-  aligned-sdr    aligned, trained on minus the SDR in dB (model.loss: sdr) instead of the L1 waveform + STFT loss
+  aligned-sdr    the command's defaults: aligned, trained on minus the SDR in dB (model.loss: sdr)
 Each command run reports its raw weights, its EMA weights (training.ema_decay 0.99, ema_warmup off) and an
 EMA with warm-up (training.ema_warmup, the default) tracked alongside (the average never feeds back into
 training, so one run serves all three). Results compare per step, not per second. Two 2-thread jobs on 2
 cores slow each other ~10x: run one at a time, or runs side by side with --threads 1 each (a 300-step run
-then takes about 50 minutes to train, plus about 5 minutes per scored set of weights).
+then takes about 50 minutes to train, 30 with minus the SDR, plus about 6 minutes per scored set of weights).
 """
 
 import argparse

@@ -54,20 +54,23 @@ def test_model_losses_equal_their_definitions():
     assert torch.allclose(spectral, expected_spectral, rtol=1e-6, atol=0)
     expected_multi = two_transform_mrstft(estimate, target, (1024, 256), 128, 1024, False, torch.hann_window)
     assert torch.allclose(multi_resolution, expected_multi, rtol=1e-6, atol=0)
-    assert torch.allclose(sdr, -global_sdr(target, estimate.detach()).mean().float(), rtol=1e-5, atol=1e-5)
+    as_one_track = "b n s t -> n s (b t)"
+    expected_sdr = -global_sdr(rearrange(target, as_one_track), rearrange(estimate.detach(), as_one_track)).mean()
+    assert torch.allclose(sdr, expected_sdr.float(), rtol=1e-5, atol=1e-5)
     assert torch.allclose(total, waveform + spectral + multi_resolution + sdr)
 
 
-def test_negative_sdr_is_minus_the_mean_global_sdr_with_its_gradient():
+def test_negative_sdr_is_minus_the_global_sdr_of_each_stem_over_the_batch():
     torch.manual_seed(0)
     target = torch.randn(2, 3, 2, 500, dtype=torch.float64)
     estimate = (target + 0.3 * torch.randn_like(target)).requires_grad_(True)
-    target[0, 1] = 0  # a silent stem stays finite, as in the metric
-    assert torch.allclose(negative_sdr(estimate, target), -global_sdr(target, estimate.detach()).mean(), rtol=1e-12, atol=0)
+    target[0, 1] = 0  # a silent chunk of stem 1: its error adds to the batch's, the loss stays finite
+    as_one_track = "b n c t -> n c (b t)"
+    expected = -global_sdr(rearrange(target, as_one_track), rearrange(estimate.detach(), as_one_track)).mean()
+    assert torch.allclose(negative_sdr(estimate, target), expected, rtol=1e-12, atol=0)
     assert torch.autograd.gradcheck(negative_sdr, (estimate, target))
     # under bf16 the sums are still taken in float32
-    loss = negative_sdr(estimate.detach().bfloat16(), target.bfloat16())
-    assert loss.dtype == torch.float32
+    assert negative_sdr(estimate.detach().bfloat16(), target.bfloat16()).dtype == torch.float32
 
 
 def test_multi_resolution_stft_loss_of_a_perfect_estimate_has_zero_gradient():

@@ -1,12 +1,15 @@
-"""Training options that the training-quality benchmark compares: EMA warm-up and aligned (un-remixed) chunks."""
+"""Training options that the training-quality benchmark compares: EMA warm-up, aligned (un-remixed) chunks and
+the command's loss."""
 
 import pytest
 import torch
+import yaml
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from bs_roformer.training import dataset_from_config, write_synthetic_dataset
+from bs_roformer.training import Trainer, dataset_from_config, write_synthetic_dataset
 from bs_roformer.training.settings import TrainingSettings
 from bs_roformer.training.trainer import ema_update
+from helpers import tiny_config
 
 
 def test_ema_update_without_warmup_is_torchs_ema():
@@ -44,3 +47,13 @@ def test_ema_warmup_is_on_unless_switched_off():
     assert TrainingSettings.from_config({"training": {}}).ema_warmup
     assert not TrainingSettings.from_config({"training": {"ema_warmup": False}}).ema_warmup
     assert not TrainingSettings.from_config({"training": {}}, ema_warmup=False).ema_warmup
+
+
+@pytest.mark.parametrize("named, expected", [(None, ("sdr",)), ("t+mrstft", ("t", "mrstft"))])
+def test_the_command_trains_on_minus_sdr_unless_the_config_names_a_loss(tmp_path, named, expected):
+    write_synthetic_dataset(tmp_path / "data" / "train", tracks=1, seconds=0.5, sample_rate=44100)
+    config = tiny_config(**({"loss": named} if named else {}))
+    with Trainer(config, tmp_path / "data", tmp_path / "run", progress=False) as trainer:
+        assert trainer.model.loss_terms == expected
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["model"]["loss"] == "+".join(expected)

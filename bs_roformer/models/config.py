@@ -78,7 +78,7 @@ LOSS_TERMS = {
     "t": "L1 of the waveform",
     "tf": "L1 of the real and imaginary parts of the model's own STFT",
     "mrstft": "L1 of multi-resolution STFTs (weighted by multi_stft_resolution_loss_weight)",
-    "sdr": "minus the global SDR in dB of each stem's chunk (the MDX metric), averaged",
+    "sdr": "minus the global SDR in dB (the MDX metric) of each stem over the batch, averaged over stems",
 }
 
 

@@ -86,13 +86,16 @@ class MultiResolutionSTFTLoss(nn.Module):
 
 
 def negative_sdr(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Minus the global SDR (dB) of each stem's chunk, averaged: (..., channels, t), (..., channels, t) -> scalar.
+    """Minus the SDR in dB of each stem over the batch, averaged over stems: (b, [n,] c, t) twice -> scalar.
 
-    The MDX metric itself (metrics.global_sdr, its epsilon too), differentiable, in at least float32 (bf16 under
-    autocast would round the sums): in dB, every stem counts by its relative error, a quiet one as much as a loud one.
+    The MDX global SDR (metrics.global_sdr, its epsilon too) with the batch's chunks as one track: their
+    energies add up before the ratio, as a track's passages do in the metric, so a silent chunk adds its error
+    without dominating (a ratio per chunk would be unbounded there). In dB, every stem counts by its relative
+    error, a quiet one as much as a loud one. Differentiable, in at least float32 (bf16 would round the sums).
     """
     dtype = torch.promote_types(estimate.dtype, torch.float32)
     estimate, target = estimate.to(dtype), target.to(dtype)
-    signal = target.square().sum(dim=(-2, -1))
-    error = (target - estimate).square().sum(dim=(-2, -1))
+    per_stem = (0, -2, -1)  # batch, channels, time
+    signal = target.square().sum(dim=per_stem)
+    error = (target - estimate).square().sum(dim=per_stem)
     return (10 * torch.log10((error + GLOBAL_SDR_EPS) / (signal + GLOBAL_SDR_EPS))).mean()

@@ -16,6 +16,7 @@ import pickle
 import random
 import zipfile
 from contextlib import nullcontext
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
@@ -27,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ..inference.checkpoint import read_state_dict
-from ..inference.config import model_from_config, model_type_of, read_config, stem_names
+from ..inference.config import MODEL_TYPES, model_from_config, model_type_of, read_config, stem_names
 from ..inference.loading import LoadedModel, load_fitting_weights
 from ..atomic import FileSet, atomic_path
 from ..devices import autocast
@@ -35,7 +36,7 @@ from ..inference.separator import Separator
 from .dataset import dataset_from_config
 from .distributed import Processes
 from .evaluate import Evaluation, evaluate
-from .settings import TrainingSettings
+from .settings import COMMAND_LOSS, TrainingSettings
 from .tracks import find_tracks
 
 VALIDATION_MEASURES = ("global_sdr", "mean_abs_error")
@@ -135,6 +136,9 @@ class Trainer:
 
     def _build_model(self) -> None:
         self.model_type = model_type_of(self.config)
+        takes_loss = "loss" in {field.name for field in fields(MODEL_TYPES[self.model_type].Config)}
+        if takes_loss and "loss" not in self.config["model"]:  # written to the run's config.yaml with the rest
+            self.config["model"] = {**self.config["model"], "loss": COMMAND_LOSS}
         self.model = model_from_config(self.config, self.model_type).to(self.device)
         # the stems the loss compares with: the outputs, or fewer (frame-transformer: the vocals; the rest is the instrumental)
         self.stems = list(getattr(self.model, "target_stems", None) or stem_names(self.config, self.model.num_stems))
