@@ -219,11 +219,24 @@ def test_resume_refuses_changed_settings_and_warns_of_a_changed_length(data, tmp
         Trainer(small_config(num_epochs=2), data, out, resume=True, progress=False, device="cpu", batch_size=1, lr=1e-3)
     changed = small_config(num_epochs=2)
     changed["model"]["dim"] = 32
-    with pytest.raises(ValueError, match="cannot resume .* another model: the config changes model.dim"):
+    with pytest.raises(ValueError, match=r"cannot resume .* another model: the config changes model.dim 32 \(saved: 16\)"):
         Trainer(changed, data, out, resume=True, progress=False, device="cpu")
     with pytest.warns(UserWarning, match=r"with epochs 3 \(it was saved with 2\)"):
         trainer = Trainer(small_config(num_epochs=3), data, out, resume=True, progress=False, device="cpu")
     assert trainer.train()["step"] == 3
+
+
+def test_a_run_saved_before_the_sdr_default_resumes_with_the_models_own_loss(data, tmp_path):
+    out = tmp_path / "run"
+    Trainer(small_config(num_epochs=2), data, out, max_steps=1, progress=False, device="cpu").train()
+    state = torch.load(out / "last.ckpt", weights_only=False)
+    del state["model_config"]["loss"]  # as saved before bs-roformer train defaulted to loss: sdr
+    torch.save(state, out / "last.ckpt")
+    with pytest.raises(ValueError, match=r"changes model.loss 'sdr' \(saved: 't\+mrstft'\)"):
+        Trainer(small_config(num_epochs=2), data, out, resume=True, progress=False, device="cpu")
+    config = small_config(num_epochs=2)
+    config["model"]["loss"] = "t+mrstft"
+    assert Trainer(config, data, out, resume=True, progress=False, device="cpu").train()["step"] == 2
 
 
 def test_resume_saves_and_restores_the_cuda_generators(data, tmp_path, monkeypatch):

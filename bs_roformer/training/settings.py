@@ -20,13 +20,14 @@ MSST_NOT_APPLIED = {
 }
 # a nearer suggestion than spelling gives for names other tools use
 SYNONYMS = {"learning_rate": "lr", "epochs_count": "epochs", "accumulation_steps": "gradient_accumulation_steps"}
-# settings a resumed run may change: the others are part of its saved state (optimizer and schedules,
-# data order), so a change would be silently overruled by the checkpoint or break the exact continuation
 # the training loss of band-split models whose config does not name `model.loss` (the model classes default to
 # their reference's L1 waveform + multi-resolution STFT loss): minus the SDR in dB, the measure the models are
-# judged by. bench/train_quality.py measured it 0.5 dB better after 300 steps at a learning rate of 2e-3 (EMA
-# weights; 0.3 dB at 5e-4), as good on independent synthetic stems, and each step 1.6x quicker (no STFTs).
+# judged by. bench/train_quality.py, after 300 steps (EMA weights): 0.5 dB more than the reference loss on
+# ensemble music at a learning rate of 2e-3 (TBD at 5e-4), 3.6 dB more on independent synthetic stems, and its
+# steps take about 0.6 of the time (no STFTs).
 COMMAND_LOSS = "sdr"
+# settings a resumed run may change: the others are part of its saved state (optimizer and schedules,
+# data order), so a change would be silently overruled by the checkpoint or break the exact continuation
 CHANGEABLE_ON_RESUME = ("epochs", "grad_clip", "precision")
 INERT_ON_RESUME = ("checkpoint_every", "num_workers")  # change nothing the run computes
 

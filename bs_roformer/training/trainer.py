@@ -136,8 +136,10 @@ class Trainer:
 
     def _build_model(self) -> None:
         self.model_type = model_type_of(self.config)
-        takes_loss = "loss" in {field.name for field in fields(MODEL_TYPES[self.model_type].Config)}
-        if takes_loss and "loss" not in self.config["model"]:  # written to the run's config.yaml with the rest
+        defaults = {field.name: field.default for field in fields(MODEL_TYPES[self.model_type].Config)}
+        # runs saved before COMMAND_LOSS trained on the model class's own loss (their model_config names none)
+        self.loss_of_older_runs = {"loss": defaults["loss"]} if "loss" in defaults else {}
+        if "loss" in defaults and "loss" not in self.config["model"]:  # written to the run's config.yaml with the rest
             self.config["model"] = {**self.config["model"], "loss": COMMAND_LOSS}
         self.model = model_from_config(self.config, self.model_type).to(self.device)
         # the stems the loss compares with: the outputs, or fewer (frame-transformer: the vocals; the rest is the instrumental)
@@ -375,11 +377,12 @@ class Trainer:
                 f"cannot resume {run} with {self.processes.world_size} training process(es): it was saved with {saved_world}, "
                 "and each process draws its own share of the data; resume with the same --nproc_per_node"
             )
-        saved_model, model = state.get("model_config", {}), _plain(self.config["model"])
+        saved_model, model = {**self.loss_of_older_runs, **state.get("model_config", {})}, _plain(self.config["model"])
         changed = sorted(key for key in {*saved_model, *model} if saved_model.get(key) != model.get(key))
         if "model_config" in state and changed:
-            raise ValueError(f"cannot resume {run} with another model: the config changes model.{', model.'.join(changed)}; "
-                             f"resume with {self.out / 'config.yaml'}, or start a new run (--checkpoint to start from its weights)")
+            changes = ", ".join(f"model.{key} {model.get(key)!r} (saved: {saved_model.get(key)!r})" for key in changed)
+            raise ValueError(f"cannot resume {run} with another model: the config changes {changes}; resume with the "
+                             "saved values, or start a new run (--checkpoint to start from its weights)")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
