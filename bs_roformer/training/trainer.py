@@ -382,7 +382,8 @@ class Trainer:
         if "model_config" in state and changed:
             changes = ", ".join(f"model.{key} {model.get(key)!r} (saved: {saved_model.get(key)!r})" for key in changed)
             raise ValueError(f"cannot resume {run} with another model: the config changes {changes}; resume with the "
-                             "saved values, or start a new run (--checkpoint to start from its weights)")
+                             f"saved values (as in {self.out / 'config.yaml'}), or start a new run (--checkpoint to start "
+                             "from its weights)")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
